@@ -1,0 +1,57 @@
+# Petrel front door. `make run` and `make test` are the two commands a new user needs.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+CONFIG     ?= var/petrel.toml
+JOBS       ?= $(shell nproc)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps build run test unit integration asan fuzz bench clean install
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Builds, makes the demo config and data under var/ when absent, and serves in the foreground.
+run: build
+	@scripts/demo-setup $(BUILD)/petrel var
+	exec $(BUILD)/petrel serve -c $(CONFIG)
+
+# Unit + integration tests on the Release build, then unit tests under ASan+UBSan, then each
+# fuzz target for FUZZ_SECONDS.
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j 2
+	$(MAKE) asan fuzz
+
+unit: build
+	ctest --test-dir $(BUILD) --output-on-failure -L unit -j $(JOBS)
+
+integration: build
+	ctest --test-dir $(BUILD) --output-on-failure -L integration
+
+asan: deps
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPETREL_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir $(ASAN_BUILD) --output-on-failure -L unit -j $(JOBS)
+
+fuzz: deps
+	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPETREL_FUZZ=ON -DPETREL_TESTS=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+bench: build
+	bench/run-all $(BUILD)
+
+# Links petrel as sendmail for cron and scripts (see docs/install.md).
+install: build
+	install -m 0755 $(BUILD)/petrel /usr/local/sbin/petrel
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

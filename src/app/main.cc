@@ -1,0 +1,19 @@
+// main.cc: the `petrel` program: one binary, one subcommand per job.
+#include <CLI/CLI.hpp>
+
+#include "app/serve.h"
+#include "app/check_config.h"
+
+#ifndef PETREL_VERSION
+#define PETREL_VERSION "0.0.0"
+#endif
+
+int main(int argc, char** argv) {
+  CLI::App app{"Petrel: a complete mail server (SMTP, submission, queue, delivery)", "petrel"};
+  app.set_version_flag("--version", "petrel " PETREL_VERSION);
+  app.require_subcommand(1);
+  petrel::app::register_serve(app);
+  petrel::app::register_check_config(app);
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}

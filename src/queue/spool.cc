@@ -1,0 +1,501 @@
+// spool.cc: opening, recovering and reading the spool (layout in queue/README.md).
+#include "queue/spool.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "base/ids.h"
+#include "base/log.h"
+#include "base/strings.h"
+
+namespace petrel::queue {
+
+// ---- small I/O helpers ----
+
+namespace io {
+
+base::Status write_all(int fd, std::string_view data, const char* what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return base::errno_error(what, errno);
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+base::Status pread_all(int fd, char* buf, std::size_t n, std::uint64_t offset, const char* what) {
+  while (n > 0) {
+    ssize_t got = ::pread(fd, buf, n, static_cast<off_t>(offset));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return base::errno_error(what, errno);
+    }
+    if (got == 0) return base::temporary_error(std::string(what) + ": unexpected end of file");
+    buf += got;
+    n -= static_cast<std::size_t>(got);
+    offset += static_cast<std::uint64_t>(got);
+  }
+  return {};
+}
+
+base::Status sync_dir(const std::string& path, const SpoolIo& sys) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return base::errno_error("open " + path, errno);
+  int rc = sys.fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return base::errno_error("fsync " + path, err);
+  return {};
+}
+
+}  // namespace io
+
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+base::Status make_dir(const std::string& path, bool* created) {
+  if (::mkdir(path.c_str(), 0700) == 0) {
+    if (created) *created = true;
+    return {};
+  }
+  if (errno == EEXIST) return {};
+  return base::errno_error("mkdir " + path, errno);
+}
+
+// "0000000000000042.seg" → 42; nullopt for any other name.
+std::optional<std::uint64_t> segment_number(std::string_view name) {
+  if (name.size() != 20 || name.substr(16) != ".seg") return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : name.substr(0, 16)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
+
+base::Result<std::vector<std::string>> list_dir(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return base::errno_error("opendir " + path, errno);
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) return base::errno_error("readdir " + path, err);
+  return names;
+}
+
+base::Result<std::vector<std::uint64_t>> list_segments(const std::string& log_dir) {
+  auto names = list_dir(log_dir);
+  if (!names) return names.error();
+  std::vector<std::uint64_t> seqs;
+  for (const auto& n : *names) {
+    if (auto s = segment_number(n)) seqs.push_back(*s);
+  }
+  std::sort(seqs.begin(), seqs.end());
+  return seqs;
+}
+
+using RecordFn = std::function<void(std::uint64_t offset, const format::RecordHeader&, std::string_view payload)>;
+
+// Reads the records of one segment file, verifying each, resynchronising after damage.
+class SegmentScanner {
+ public:
+  SegmentScanner(int fd, std::uint64_t size, std::uint64_t salt, std::string name)
+      : fd_(fd), size_(size), salt_(salt), name_(std::move(name)) {}
+
+  // Calls `fn` for each valid record. Returns the end of the last valid record: everything
+  // from there to the end of the file is a torn tail (counted in the report).
+  base::Result<std::uint64_t> scan(ScanReport& report, const RecordFn& fn) {
+    std::uint64_t pos = format::kSegmentHeaderSize;
+    std::uint64_t valid_end = pos;
+    while (pos < size_) {
+      auto h = try_record(pos);
+      if (!h) return h.error();
+      if (*h) {
+        ++report.records;
+        fn(pos, **h, payload_);
+        pos += format::kRecordHeaderSize + (*h)->length;
+        valid_end = pos;
+        continue;
+      }
+      // Damage at `pos`: a valid record further on means the damage is in the middle (skip
+      // it); none means a torn tail (a batch that was being written when we stopped).
+      auto next = find_next(pos + 1);
+      if (!next) return next.error();
+      if (!*next) {
+        report.torn_tail_bytes += size_ - pos;
+        break;
+      }
+      ++report.corrupt_regions;
+      report.corrupt_bytes += **next - pos;
+      PETREL_LOG(kError, "queue.corrupt", "segment={} offset={} skipped={}", name_, pos, **next - pos);
+      pos = **next;
+    }
+    return valid_end;
+  }
+
+ private:
+  // The record at `pos` when it is whole and its CRC matches (payload left in payload_).
+  base::Result<std::optional<format::RecordHeader>> try_record(std::uint64_t pos) {
+    if (size_ - pos < format::kRecordHeaderSize) return std::optional<format::RecordHeader>();
+    char hb[format::kRecordHeaderSize];
+    if (auto s = io::pread_all(fd_, hb, sizeof hb, pos, "read spool segment"); !s) return s.error();
+    std::string_view hv(hb, sizeof hb);
+    auto h = format::decode_record_header(hv);
+    if (!h || size_ - pos - format::kRecordHeaderSize < h->length) return std::optional<format::RecordHeader>();
+    payload_.resize(h->length);
+    if (auto s = io::pread_all(fd_, payload_.data(), h->length, pos + format::kRecordHeaderSize, "read spool segment");
+        !s) {
+      return s.error();
+    }
+    if (!format::record_crc_ok(salt_, hv, payload_, h->crc)) return std::optional<format::RecordHeader>();
+    return std::optional<format::RecordHeader>(*h);
+  }
+
+  // The offset of the next valid record at or after `from`, found by its magic.
+  base::Result<std::optional<std::uint64_t>> find_next(std::uint64_t from) {
+    constexpr std::size_t kChunk = 64 * 1024;
+    const std::size_t m = format::kRecordMagic.size();
+    std::string chunk;
+    for (std::uint64_t at = from; at < size_ && size_ - at >= format::kRecordHeaderSize;) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size_ - at));
+      chunk.resize(n);
+      if (auto s = io::pread_all(fd_, chunk.data(), n, at, "read spool segment"); !s) return s.error();
+      for (std::size_t i = std::string_view(chunk).find(format::kRecordMagic); i != std::string_view::npos;
+           i = std::string_view(chunk).find(format::kRecordMagic, i + 1)) {
+        auto h = try_record(at + i);
+        if (!h) return h.error();
+        if (*h) return std::optional<std::uint64_t>(at + i);
+      }
+      if (n <= m) break;
+      at += n - (m - 1);  // overlap, so a magic split across chunks is still seen
+    }
+    return std::optional<std::uint64_t>();
+  }
+
+  int fd_;
+  std::uint64_t size_;
+  std::uint64_t salt_;
+  std::string name_;
+  std::string payload_;
+};
+
+StoredMessage to_stored(const Spool& spool, std::uint64_t seq, std::uint64_t offset, format::MessageRecord&& m) {
+  StoredMessage s;
+  s.id = std::move(m.id);
+  s.envelope = std::move(m.envelope);
+  s.body = m.body;
+  s.segment = seq;
+  s.record_offset = offset;
+  if (m.body.kind == format::BodyKind::kInline) {
+    s.body_path = spool.segment_path(seq);
+    s.body_offset = offset + format::kRecordHeaderSize + m.inline_offset;
+  } else {
+    s.body_path = spool.spill_path(s.id);
+  }
+  return s;
+}
+
+struct SegmentResult {
+  bool header_ok = false;
+  format::SegmentHeader header;
+  std::uint64_t size = 0;
+  std::uint64_t valid_end = 0;
+  bool missing = false;  // removed between listing and opening
+};
+
+// Scans one segment; `fn` gets each decoded message. Header damage is reported in the
+// result (and counted), not as an error: the other segments are still worth reading.
+base::Result<SegmentResult> scan_one(const Spool& spool, std::uint64_t seq, ScanReport& report,
+                                     const std::function<void(std::uint64_t, format::MessageRecord&&)>& fn) {
+  std::string path = spool.segment_path(seq);
+  SegmentResult r;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0 && errno == ENOENT) {
+    r.missing = true;
+    return r;
+  }
+  if (fd.get() < 0) return base::errno_error("open " + path, errno);
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) return base::errno_error("stat " + path, errno);
+  r.size = static_cast<std::uint64_t>(st.st_size);
+  ++report.segments;
+
+  char hb[format::kSegmentHeaderSize];
+  if (r.size < sizeof hb) return r;
+  if (auto s = io::pread_all(fd.get(), hb, sizeof hb, 0, "read spool segment"); !s) return s.error();
+  auto h = format::decode_segment_header(std::string_view(hb, sizeof hb));
+  if (!h || h->sequence != seq) return r;
+  r.header_ok = true;
+  r.header = *h;
+
+  SegmentScanner scanner(fd.get(), r.size, h->salt, path);
+  auto end = scanner.scan(report, [&](std::uint64_t offset, const format::RecordHeader& rh, std::string_view payload) {
+    if (rh.type != static_cast<std::uint8_t>(format::RecordType::kMessage)) {
+      ++report.unknown_records;  // kRecipientState and later types: not ours to read yet
+      return;
+    }
+    auto m = format::decode_message(payload);
+    if (!m) {
+      // A valid CRC over a payload we cannot decode: a writer bug or a newer format.
+      ++report.unknown_records;
+      PETREL_LOG(kError, "queue.corrupt", "segment={} offset={} error=\"{}\"", path, offset, m.error().message);
+      return;
+    }
+    ++report.messages;
+    fn(offset, std::move(*m));
+  });
+  if (!end) return end.error();
+  r.valid_end = *end;
+  return r;
+}
+
+// ---- body reading ----
+
+class BodyReaderImpl final : public BodyReader {
+ public:
+  BodyReaderImpl(int fd, std::uint64_t offset, const format::BodyRef& ref, std::string path)
+      : fd_(fd), offset_(offset), left_(ref.length), expected_crc_(ref.crc), path_(std::move(path)) {}
+  ~BodyReaderImpl() override { ::close(fd_); }
+
+  base::Result<std::size_t> read(char* buf, std::size_t n) override {
+    if (left_ == 0) {
+      if (crc_ != expected_crc_) return base::temporary_error("body CRC mismatch in " + path_);
+      return std::size_t{0};
+    }
+    n = static_cast<std::size_t>(std::min<std::uint64_t>(n, left_));
+    ssize_t got;
+    do {
+      got = ::pread(fd_, buf, n, static_cast<off_t>(offset_));
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) return base::errno_error("read " + path_, errno);
+    if (got == 0) return base::temporary_error("body truncated in " + path_);
+    auto g = static_cast<std::size_t>(got);
+    crc_ = format::crc32(crc_, std::string_view(buf, g));
+    offset_ += g;
+    left_ -= g;
+    return g;
+  }
+
+ private:
+  int fd_;
+  std::uint64_t offset_;
+  std::uint64_t left_;
+  std::uint32_t expected_crc_;
+  std::uint32_t crc_ = 0;
+  std::string path_;
+};
+
+}  // namespace
+
+// ---- Spool ----
+
+std::string Spool::segment_path(std::uint64_t sequence) const { return log_dir_ + "/" + fmt::format("{:016}.seg", sequence); }
+
+std::string Spool::spill_path(std::string_view id) const { return body_dir_ + "/" + std::string(id); }
+
+Spool::~Spool() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+base::Result<std::unique_ptr<Spool>> Spool::open(const std::string& data_dir, const config::QueueConfig& config,
+                                                Mode mode, SpoolIo sys) {
+  std::unique_ptr<Spool> s(new Spool());
+  s->mode_ = mode;
+  s->config_ = config;
+  s->io_ = std::move(sys);
+  s->queue_dir_ = data_dir + "/queue";
+  s->log_dir_ = s->queue_dir_ + "/log";
+  s->body_dir_ = s->queue_dir_ + "/body";
+
+  if (mode == Mode::kReadOnly) {
+    struct stat st{};
+    if (::stat(s->log_dir_.c_str(), &st) != 0) return base::errno_error("spool " + s->log_dir_, errno);
+    return s;
+  }
+
+  // Directories, each new name made durable in its parent.
+  bool created_queue = false, created_sub = false;
+  if (auto r = make_dir(data_dir, nullptr); !r) return r.error();
+  if (auto r = make_dir(s->queue_dir_, &created_queue); !r) return r.error();
+  if (auto r = make_dir(s->log_dir_, &created_sub); !r) return r.error();
+  if (auto r = make_dir(s->body_dir_, &created_sub); !r) return r.error();
+  if (created_queue) {
+    if (auto r = io::sync_dir(data_dir, s->io_); !r) return r.error();
+  }
+  if (created_sub) {
+    if (auto r = io::sync_dir(s->queue_dir_, s->io_); !r) return r.error();
+  }
+
+  // One writer per spool: the server holds this lock for its lifetime.
+  std::string lock_path = s->queue_dir_ + "/lock";
+  s->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (s->lock_fd_ < 0) return base::errno_error("open " + lock_path, errno);
+  if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return base::temporary_error("spool " + s->queue_dir_ + " is in use by another process");
+    return base::errno_error("flock " + lock_path, errno);
+  }
+
+  if (auto r = s->recover(); !r) return r.error();
+  return s;
+}
+
+base::Status Spool::recover() {
+  auto seqs = list_segments(log_dir_);
+  if (!seqs) return seqs.error();
+  std::unordered_set<std::string> spilled;  // ids whose body is a committed spill file
+
+  // Every segment: verify, count, remember the committed spill files.
+  for (std::size_t i = 0; i < seqs->size(); ++i) {
+    std::uint64_t seq = (*seqs)[i];
+    bool last = i + 1 == seqs->size();
+    ScanReport before = recovery_;
+    auto r = scan_one(*this, seq, recovery_, [&](std::uint64_t, format::MessageRecord&& m) {
+      if (m.body.kind == format::BodyKind::kSpill) spilled.insert(std::move(m.id));
+    });
+    if (!r) return r.error();
+    if (r->missing) return base::temporary_error("segment " + segment_path(seq) + " vanished during recovery");
+    next_sequence_ = seq + 1;
+    std::string path = segment_path(seq);
+
+    if (!r->header_ok) {
+      // A segment created but whose header never reached the disk holds nothing acknowledged
+      // (records follow the header's sync): remove it. A damaged header on a segment with
+      // content is kept for the operator, and never appended to.
+      if (last && r->size <= format::kSegmentHeaderSize) {
+        if (::unlink(path.c_str()) != 0) return base::errno_error("unlink " + path, errno);
+        if (auto d = io::sync_dir(log_dir_, io_); !d) return d.error();
+        PETREL_LOG(kWarn, "queue.recover", "segment={} action=removed-empty", path);
+      } else {
+        recovery_.corrupt_bytes += r->size;
+        ++recovery_.corrupt_regions;
+        PETREL_LOG(kError, "queue.corrupt", "segment={} error=\"bad segment header\" skipped={}", path, r->size);
+      }
+      continue;
+    }
+
+    // A torn tail is a batch that was being written when we stopped: never acknowledged.
+    std::uint64_t torn = recovery_.torn_tail_bytes - before.torn_tail_bytes;
+    if (last && torn > 0) {
+      int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) return base::errno_error("open " + path, errno);
+      int rc = ::ftruncate(fd, static_cast<off_t>(r->valid_end));
+      int err = errno;
+      if (rc == 0) {
+        rc = io_.fdatasync(fd);
+        err = errno;
+      }
+      ::close(fd);
+      if (rc != 0) return base::errno_error("truncate torn tail of " + path, err);
+      PETREL_LOG(kWarn, "queue.recover", "segment={} action=truncated torn_bytes={} size={}", path, torn, r->valid_end);
+    } else if (torn > 0) {
+      PETREL_LOG(kWarn, "queue.recover", "segment={} damaged_tail_bytes={}", path, torn);
+    }
+    if (last) {
+      last_segment_ = seq;
+      last_segment_size_ = r->valid_end;
+      last_segment_salt_ = r->header.salt;
+    }
+  }
+
+  // Spill files no committed record names belong to messages that never committed.
+  auto names = list_dir(body_dir_);
+  if (!names) return names.error();
+  for (const auto& n : *names) {
+    if (spilled.count(n)) continue;
+    std::string path = body_dir_ + "/" + n;
+    if (::unlink(path.c_str()) != 0) return base::errno_error("unlink " + path, errno);
+    ++recovery_.garbage_spills;
+  }
+  if (recovery_.garbage_spills > 0) {
+    if (auto d = io::sync_dir(body_dir_, io_); !d) return d.error();
+  }
+
+  PETREL_LOG(kInfo, "queue.open",
+             "segments={} messages={} corrupt_regions={} corrupt_bytes={} torn_tail_bytes={} garbage_spills={}",
+             recovery_.segments, recovery_.messages, recovery_.corrupt_regions, recovery_.corrupt_bytes,
+             recovery_.torn_tail_bytes, recovery_.garbage_spills);
+  return {};
+}
+
+base::Status Spool::for_each_message(const std::function<void(const StoredMessage&)>& fn, ScanReport* report) const {
+  auto seqs = list_segments(log_dir_);
+  if (!seqs) return seqs.error();
+  ScanReport local;
+  ScanReport& rep = report ? *report : local;
+  for (std::uint64_t seq : *seqs) {
+    auto r = scan_one(*this, seq, rep, [&](std::uint64_t offset, format::MessageRecord&& m) {
+      fn(to_stored(*this, seq, offset, std::move(m)));
+    });
+    if (!r) return r.error();  // (a segment removed since the listing comes back as `missing`)
+  }
+  return {};
+}
+
+base::Result<std::optional<StoredMessage>> Spool::find(std::string_view id) const {
+  std::optional<StoredMessage> found;
+  auto s = for_each_message([&](const StoredMessage& m) {
+    if (m.id == id && !found) found = m;
+  });
+  if (!s) return s.error();
+  return found;
+}
+
+base::Result<std::unique_ptr<BodyReader>> Spool::open_body(const StoredMessage& m) const {
+  int fd = ::open(m.body_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return base::errno_error("open " + m.body_path, errno);
+  if (m.body.kind == format::BodyKind::kSpill) {
+    struct stat st{};
+    if (::fstat(fd, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != m.body.length) {
+      ::close(fd);
+      return base::temporary_error("spill file " + m.body_path + " does not have the committed length");
+    }
+  }
+  return std::unique_ptr<BodyReader>(std::make_unique<BodyReaderImpl>(fd, m.body_offset, m.body, m.body_path));
+}
+
+base::Status Spool::read_body(const StoredMessage& m, std::string& out) const {
+  auto reader = open_body(m);
+  if (!reader) return reader.error();
+  out.clear();
+  out.reserve(static_cast<std::size_t>(m.body.length));
+  char buf[64 * 1024];
+  for (;;) {
+    auto n = (*reader)->read(buf, sizeof buf);
+    if (!n) return n.error();
+    if (*n == 0) return {};
+    out.append(buf, *n);
+  }
+}
+
+}  // namespace petrel::queue

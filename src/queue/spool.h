@@ -1,0 +1,142 @@
+// queue/spool.h: the durable spool on disk: opening it, recovering it after a crash, and
+// reading the messages it holds.
+//
+// What it is: <data>/queue/ with log/NNNNNNNNNNNNNNNN.seg (append-only segments of records),
+// body/<queue-id> (bodies too large to sit inline) and the lock file. Layout, commit protocol
+// and recovery: queue/README.md.
+// Promise: open() in writable mode takes an exclusive flock on <data>/queue/lock (one writer
+// per spool), truncates a torn tail of the last segment (bytes of a batch that was never
+// acknowledged), deletes spill files no committed record names, and leaves the spool ready
+// for IntakeImpl to append. Read-only mode takes no lock and changes nothing, so the CLI can
+// run beside the server; a torn tail is ignored. Every record is checked (magic, bounds, CRC);
+// a corrupt record in the middle is skipped (counted and logged) and reading resumes at the
+// next valid record. Reading memory is bounded by one record (format::kMaxRecordPayload) and
+// a body is streamed, whatever the queue length.
+// Not done here: writing (intake_impl.h), quarantine of corrupt records, delivery state.
+// Failure: I/O problems are temporary errors (base::errno_error).
+#pragma once
+
+#include <sys/statvfs.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "config/config.h"
+#include "mail/envelope.h"
+#include "queue/spool_format.h"
+
+namespace petrel::queue {
+
+// The system calls a test may want to fail or count. Defaults are the real ones.
+struct SpoolIo {
+  std::function<int(int fd)> fdatasync = [](int fd) { return ::fdatasync(fd); };
+  std::function<int(int fd)> fsync = [](int fd) { return ::fsync(fd); };
+  std::function<int(const char* path, struct statvfs* out)> statvfs = [](const char* p, struct statvfs* o) {
+    return ::statvfs(p, o);
+  };
+};
+
+struct StoredMessage {
+  std::string id;
+  mail::Envelope envelope;
+  format::BodyRef body;  // kind, length, crc
+  // Where the body bytes are: the segment file and offset for inline bodies, the spill file
+  // otherwise.
+  std::string body_path;
+  std::uint64_t body_offset = 0;
+  // Where the record is (for diagnostics and the coming state records).
+  std::uint64_t segment = 0;
+  std::uint64_t record_offset = 0;
+};
+
+// What a scan found; open() keeps the one it made (recovery()).
+struct ScanReport {
+  std::uint64_t segments = 0;
+  std::uint64_t records = 0;
+  std::uint64_t messages = 0;
+  std::uint64_t unknown_records = 0;  // valid CRC, type we do not know: skipped
+  std::uint64_t corrupt_regions = 0;  // bad bytes followed by a valid record: skipped
+  std::uint64_t corrupt_bytes = 0;
+  std::uint64_t torn_tail_bytes = 0;  // last segment: bad bytes up to the end
+  std::uint64_t garbage_spills = 0;   // open(): spill files without a record, deleted
+};
+
+// Streams one body and verifies its length and CRC at the end.
+class BodyReader {
+ public:
+  virtual ~BodyReader() = default;
+  // Reads up to `n` bytes; 0 at the end. At the end, a length or CRC mismatch is an error.
+  virtual base::Result<std::size_t> read(char* buf, std::size_t n) = 0;
+};
+
+class Spool {
+ public:
+  enum class Mode { kWritable, kReadOnly };
+
+  // Opens <data_dir>/queue (creating it in writable mode) and scans it: see the file comment.
+  static base::Result<std::unique_ptr<Spool>> open(const std::string& data_dir, const config::QueueConfig& config,
+                                                  Mode mode, SpoolIo io = {});
+  ~Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+
+  // Calls `fn` for every committed message, in commit order. Rescans the segments each time
+  // (no index is held in memory). Bytes past the valid end of the last segment (a batch being
+  // written right now, or a torn tail) are not reported. Thread: any; reads only.
+  base::Status for_each_message(const std::function<void(const StoredMessage&)>& fn,
+                                ScanReport* report = nullptr) const;
+  // The message with this id, or nullopt.
+  base::Result<std::optional<StoredMessage>> find(std::string_view id) const;
+
+  base::Result<std::unique_ptr<BodyReader>> open_body(const StoredMessage& message) const;
+  // The whole body into `out` (replacing it), CRC verified.
+  base::Status read_body(const StoredMessage& message, std::string& out) const;
+
+  const ScanReport& recovery() const { return recovery_; }
+  Mode mode() const { return mode_; }
+  const config::QueueConfig& config() const { return config_; }
+  const SpoolIo& io() const { return io_; }
+  const std::string& queue_dir() const { return queue_dir_; }
+  const std::string& log_dir() const { return log_dir_; }
+  const std::string& body_dir() const { return body_dir_; }
+  std::string segment_path(std::uint64_t sequence) const;
+  std::string spill_path(std::string_view id) const;
+
+  // Where appending continues (writable mode): the last segment's sequence (0 when there is
+  // none, or it cannot take more records), its valid size and salt; and the sequence number
+  // the next new segment must take.
+  std::uint64_t last_segment() const { return last_segment_; }
+  std::uint64_t last_segment_size() const { return last_segment_size_; }
+  std::uint64_t last_segment_salt() const { return last_segment_salt_; }
+  std::uint64_t next_sequence() const { return next_sequence_; }
+
+ private:
+  Spool() = default;
+  base::Status recover();
+
+  Mode mode_ = Mode::kReadOnly;
+  config::QueueConfig config_;
+  SpoolIo io_;
+  std::string queue_dir_, log_dir_, body_dir_;
+  int lock_fd_ = -1;
+  ScanReport recovery_;
+  std::uint64_t last_segment_ = 0;
+  std::uint64_t last_segment_size_ = 0;
+  std::uint64_t last_segment_salt_ = 0;
+  std::uint64_t next_sequence_ = 1;
+};
+
+// Helpers shared with intake_impl.cc. All retry on EINTR and report errno_error.
+namespace io {
+base::Status write_all(int fd, std::string_view data, const char* what);
+base::Status pread_all(int fd, char* buf, std::size_t n, std::uint64_t offset, const char* what);
+// Opens the directory and fsyncs it (through `sys`), so a created or removed name is durable.
+base::Status sync_dir(const std::string& path, const SpoolIo& sys);
+}  // namespace io
+
+}  // namespace petrel::queue

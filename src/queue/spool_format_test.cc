@@ -1,0 +1,149 @@
+#include "queue/spool_format.h"
+
+#include <gtest/gtest.h>
+
+#include "base/ids.h"
+#include "queue/spool_test_util.h"
+
+namespace petrel::queue::format {
+namespace {
+
+using testing::expect_same;
+using testing::sample_envelope;
+
+std::string id() { return base::new_queue_id(std::chrono::system_clock::now()); }
+
+// Table of envelopes whose content a careless encoder would mangle.
+std::vector<std::pair<std::string, mail::Envelope>> odd_envelopes() {
+  std::vector<std::pair<std::string, mail::Envelope>> v;
+  v.emplace_back("plain", sample_envelope());
+  auto e = sample_envelope();
+  e.sender = {};  // "<>"
+  v.emplace_back("null sender", e);
+  e = sample_envelope();
+  e.sender.local = std::string("a\0b", 3);
+  e.helo = "x\r\ny\r\n.\r\n";
+  e.envid = std::string("\0\0\0", 3);
+  v.emplace_back("NUL and CRLF", e);
+  e = sample_envelope();
+  e.smtputf8 = true;
+  e.sender = {"\xc3\xa9l\xc3\xa8ve", "\xe4\xbe\x8b\xe3\x81\x88.jp"};
+  e.recipients[0].orcpt_type = "utf-8";
+  e.recipients[0].orcpt = "\xf0\x9f\x93\xa7@example";
+  v.emplace_back("UTF-8", e);
+  e = sample_envelope(1000);
+  e.auth_user = "bob";
+  e.received_at = -1;
+  e.declared_size = ~0ULL;
+  v.emplace_back("1000 recipients", e);
+  e = sample_envelope(0);
+  v.emplace_back("no recipients", e);
+  return v;
+}
+
+TEST(SpoolFormat, MessageRoundTrip) {
+  for (auto& [name, env] : odd_envelopes()) {
+    SCOPED_TRACE(name);
+    std::string qid = id();
+    std::string body = std::string("Subject: x\r\n\r\nhello\0world\r\n", 27);
+    BodyRef ref{BodyKind::kInline, body.size(), crc32(0, body)};
+    std::string payload;
+    ASSERT_TRUE(encode_message(qid, env, ref, body, payload));
+    auto m = decode_message(payload);
+    ASSERT_TRUE(m) << m.error().message;
+    EXPECT_EQ(m->id, qid);
+    expect_same(env, m->envelope);
+    EXPECT_EQ(m->body.kind, BodyKind::kInline);
+    EXPECT_EQ(m->body.length, body.size());
+    EXPECT_EQ(m->body.crc, ref.crc);
+    EXPECT_EQ(payload.substr(m->inline_offset), body);
+  }
+}
+
+TEST(SpoolFormat, SpillReferenceRoundTrip) {
+  std::string qid = id();
+  BodyRef ref{BodyKind::kSpill, 5u << 20, 0xdeadbeef};
+  std::string payload;
+  ASSERT_TRUE(encode_message(qid, sample_envelope(), ref, {}, payload));
+  auto m = decode_message(payload);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body.kind, BodyKind::kSpill);
+  EXPECT_EQ(m->body.length, 5u << 20);
+  EXPECT_EQ(m->body.crc, 0xdeadbeefu);
+}
+
+TEST(SpoolFormat, EveryTruncationAndTrailingByteIsRejected) {
+  std::string payload;
+  std::string body = "hi";
+  ASSERT_TRUE(encode_message(id(), sample_envelope(3), {BodyKind::kInline, 2, crc32(0, body)}, body, payload));
+  for (std::size_t n = 0; n < payload.size(); ++n) EXPECT_FALSE(decode_message(payload.substr(0, n))) << n;
+  EXPECT_FALSE(decode_message(payload + "x"));
+}
+
+TEST(SpoolFormat, HostileLengthsAreRejectedWithoutAllocating) {
+  // version, then an id length of 4 GiB - 1 with nothing behind it.
+  std::string p = std::string("\x01\xff\xff\xff\xff", 5);
+  EXPECT_FALSE(decode_message(p));
+  // A valid prefix claiming a huge recipient count.
+  std::string payload;
+  ASSERT_TRUE(encode_message(id(), sample_envelope(0), {BodyKind::kSpill, 0, 0}, {}, payload));
+  // The count sits just before the 13-byte body reference.
+  std::size_t count_at = payload.size() - 13 - 4;
+  payload.replace(count_at, 4, "\xff\xff\xff\x7f");
+  EXPECT_FALSE(decode_message(payload));
+}
+
+TEST(SpoolFormat, BadQueueIdIsRejected) {
+  std::string payload;
+  ASSERT_TRUE(encode_message(id(), sample_envelope(), {BodyKind::kSpill, 0, 0}, {}, payload));
+  payload[5] = '/';  // first byte of the id: would make a path
+  EXPECT_FALSE(decode_message(payload));
+}
+
+TEST(SpoolFormat, RecordHeaderAndCrc) {
+  std::string out;
+  encode_record(42, RecordType::kMessage, "payload", out);
+  ASSERT_EQ(out.size(), kRecordHeaderSize + 7);
+  auto h = decode_record_header(out);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->type, 1);
+  EXPECT_EQ(h->length, 7u);
+  EXPECT_TRUE(record_crc_ok(42, out, out.substr(kRecordHeaderSize), h->crc));
+  EXPECT_FALSE(record_crc_ok(43, out, out.substr(kRecordHeaderSize), h->crc)) << "the salt is part of the CRC";
+  EXPECT_FALSE(record_crc_ok(42, out, "paylOad", h->crc));
+
+  // The split form (payload CRC computed elsewhere) gives the same bytes.
+  auto hb = encode_record_header(42, RecordType::kMessage, 7, crc32(0, "payload"));
+  EXPECT_EQ(std::string(hb.data(), hb.size()), out.substr(0, kRecordHeaderSize));
+
+  std::string bad = out;
+  bad[0] = 'X';
+  EXPECT_FALSE(decode_record_header(bad));
+  bad = out;
+  bad[11] = '\x7f';  // length far over the bound
+  EXPECT_FALSE(decode_record_header(bad));
+}
+
+TEST(SpoolFormat, SegmentHeader) {
+  auto h = encode_segment_header({7, 0x1122334455667788ULL});
+  auto d = decode_segment_header(std::string_view(h.data(), h.size()));
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->sequence, 7u);
+  EXPECT_EQ(d->salt, 0x1122334455667788ULL);
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    auto c = h;
+    c[i] ^= 1;
+    EXPECT_FALSE(decode_segment_header(std::string_view(c.data(), c.size()))) << i;
+  }
+  EXPECT_FALSE(decode_segment_header(std::string_view(h.data(), h.size() - 1)));
+}
+
+TEST(SpoolFormat, TooManyRecipientsIsAnErrorNotACrash) {
+  auto e = sample_envelope(0);
+  e.recipients.resize(kMaxRecipients + 1);
+  std::string payload;
+  EXPECT_FALSE(encode_message(id(), e, {BodyKind::kSpill, 0, 0}, {}, payload));
+}
+
+}  // namespace
+}  // namespace petrel::queue::format

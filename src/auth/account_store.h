@@ -1,0 +1,109 @@
+// auth/account_store.h: the write side of the accounts store: domains, accounts (with their
+// argon2id password hashes), aliases and catch-alls in <data_dir>/petrel.db (SQLite).
+//
+// Promise: every change is one IMMEDIATE transaction, so two stores (two `petrel` commands, or
+// a command and the server) may write at once: the later waits up to busy_timeout (5 s)
+// instead of failing. Names are validated before they are stored: addresses with
+// mail::parse_address plus check_local_part() (no '%', '!', '@', '"', '/', whitespace), a
+// user or alias only in a domain that exists, keys folded as address_key.h says. Passwords
+// are never stored, only their argon2id hashes.
+// Not done here: answering RCPT lookups (DirectoryImpl reads a snapshot of these tables),
+// SASL, quotas beyond the stored number, creating the data directory.
+// Failure: a permanent error for what the caller asked wrongly (bad name, duplicate, missing
+// domain, domain still in use); a temporary error for SQLite or argon2 trouble.
+// Thread: one thread at a time per store; use a store per thread or process.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "auth/password.h"
+#include "base/clock.h"
+#include "base/result.h"
+
+namespace petrel::auth {
+
+namespace sqlite {
+class Db;
+}  // namespace sqlite
+
+struct AccountStoreOptions {
+  PasswordCost password_cost;          // for new hashes; verification reads each hash's own
+  const base::Clock* clock = nullptr;  // created_at; null = the real clock
+};
+
+struct DomainInfo {
+  std::string name;       // lowercase
+  std::string catch_all;  // target address, "" when none
+};
+
+struct AccountInfo {
+  std::string address;  // the key: folded local part @ lowercase domain
+  std::string local;
+  std::string domain;
+  std::uint64_t quota_bytes = 0;  // 0 = unlimited
+  std::int64_t created_at = 0;    // seconds since the epoch
+};
+
+struct AliasInfo {
+  std::string address;  // the key, as for accounts
+  std::string target;   // any valid address, local or remote
+};
+
+// <data_dir>/petrel.db
+std::string database_path(const std::string& data_dir);
+
+class AccountStore {
+ public:
+  // Opens or creates the database (schema created on first open). The directory must exist.
+  static base::Result<std::unique_ptr<AccountStore>> open(const std::string& db_path,
+                                                          const AccountStoreOptions& options = {});
+  ~AccountStore();
+  AccountStore(const AccountStore&) = delete;
+  AccountStore& operator=(const AccountStore&) = delete;
+
+  // Domains. del_domain refuses a domain that still has accounts or aliases unless `force`,
+  // which deletes them with it (mail on disk is left alone).
+  base::Status add_domain(std::string_view domain);
+  base::Status del_domain(std::string_view domain, bool force = false);
+  base::Result<std::vector<DomainInfo>> list_domains();
+  // Mail to an unknown local part of `domain` goes to `target`; an empty target removes it.
+  base::Status set_catch_all(std::string_view domain, std::string_view target);
+
+  // Accounts. The password must be 1..kMaxPasswordLength octets. Blocking: argon2id runs here.
+  base::Status add_user(std::string_view address, std::string_view password);
+  base::Status del_user(std::string_view address);
+  base::Status set_password(std::string_view address, std::string_view password);
+  // Every account, or only those of `domain`, ordered by address.
+  base::Result<std::vector<AccountInfo>> list_users(std::optional<std::string_view> domain = std::nullopt);
+
+  // Aliases: `address` -> `target`; one address may have several targets. An alias may not
+  // share its address with an account. del_alias without a target removes every target.
+  base::Status add_alias(std::string_view address, std::string_view target);
+  base::Status del_alias(std::string_view address, std::optional<std::string_view> target = std::nullopt);
+  base::Result<std::vector<AliasInfo>> list_aliases(std::optional<std::string_view> domain = std::nullopt);
+
+  // True when `address` is an account and `password` its password; false otherwise, including
+  // for unknown or malformed addresses (which cost the same time as a wrong password, so the
+  // answer's timing does not tell which accounts exist). For SASL; blocking, CPU-bound.
+  base::Result<bool> verify_password(std::string_view address, std::string_view password);
+
+ private:
+  AccountStore(std::unique_ptr<sqlite::Db> db, const AccountStoreOptions& options);
+  std::int64_t now() const;
+  base::Result<bool> domain_exists(const std::string& domain);
+  base::Result<bool> account_exists(const std::string& key);
+  base::Result<bool> alias_exists(const std::string& key);
+  base::Status check_password(std::string_view password) const;
+
+  std::unique_ptr<sqlite::Db> db_;
+  AccountStoreOptions options_;
+  base::RealClock real_clock_;
+  std::string dummy_hash_;  // verified against for unknown users; made on first need
+};
+
+}  // namespace petrel::auth

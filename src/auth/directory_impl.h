@@ -1,0 +1,61 @@
+// auth/directory_impl.h: Directory over petrel.db: an immutable in-memory snapshot of the
+// domains, account and alias names and catch-alls, replaced whole by refresh().
+//
+// Promise: lookup() and serves_domain() read only the snapshot (one pointer copy under a
+// mutex held for nothing else), so they never block on SQLite and see either the old or the
+// new snapshot, never a mix. refresh() reloads only when `PRAGMA data_version` says another
+// connection committed since the last load; the first call always loads. Password hashes are
+// never read into memory here.
+// Not done here: writes (AccountStore), deciding relay policy for kNotOurDomain (smtp/policy).
+// Failure: open() fails when the database cannot be opened; a failing refresh() keeps the
+// previous snapshot and returns a temporary error.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+#include "auth/directory.h"
+#include "config/config.h"
+
+namespace petrel::auth {
+
+namespace sqlite {
+class Db;
+}  // namespace sqlite
+
+class DirectoryImpl final : public Directory {
+ public:
+  // Opens its own connection to `db_path` (creating the schema if the file is new) and loads
+  // the first snapshot.
+  static base::Result<std::unique_ptr<DirectoryImpl>> open(const std::string& db_path,
+                                                           const config::AccountsConfig& config);
+  ~DirectoryImpl() override;
+
+  RecipientStatus lookup(const mail::Address& address) const override;
+  bool serves_domain(std::string_view domain) const override;
+  base::Status refresh() override;
+
+ private:
+  struct Snapshot {
+    std::unordered_set<std::string> domains;     // lowercase
+    std::unordered_set<std::string> recipients;  // account and alias keys (address_key.h)
+    std::unordered_set<std::string> catch_all;   // domains that have one
+  };
+
+  DirectoryImpl(std::unique_ptr<sqlite::Db> db, const config::AccountsConfig& config);
+  std::shared_ptr<const Snapshot> snapshot() const;
+  base::Result<std::shared_ptr<const Snapshot>> load();
+
+  const std::string separator_;  // "" or one character
+
+  std::mutex refresh_mutex_;  // one refresh at a time; guards db_ and data_version_
+  std::unique_ptr<sqlite::Db> db_;
+  std::int64_t data_version_ = -1;  // -1: never loaded
+
+  mutable std::mutex snapshot_mutex_;  // held only to copy or swap the pointer
+  std::shared_ptr<const Snapshot> snapshot_;
+};
+
+}  // namespace petrel::auth

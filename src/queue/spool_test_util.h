@@ -7,9 +7,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <string>
 
+#include "base/log.h"
 #include "mail/envelope.h"
+#include "queue/intake.h"
 
 namespace petrel::queue::testing {
 
@@ -88,5 +91,32 @@ inline void write_file(const std::string& path, const std::string& data) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f << data;
 }
+
+// Commits and waits for `done`.
+inline base::Status commit_and_wait(MessageWriter& w) {
+  std::promise<base::Status> p;
+  auto f = p.get_future();
+  w.commit([&p](base::Status s) { p.set_value(std::move(s)); });
+  return f.get();
+}
+
+// Writes one message with `body` through `intake`; returns its id, or "" on failure.
+inline std::string put_message(Intake& intake, const mail::Envelope& e, std::string_view body,
+                               std::size_t chunk = 4096) {
+  auto w = intake.begin(e);
+  if (!w) return "";
+  for (std::size_t i = 0; i < body.size(); i += chunk) {
+    if (!(*w)->append(body.substr(i, chunk))) return "";
+  }
+  if (!commit_and_wait(**w)) return "";
+  return (*w)->id();
+}
+
+// Keeps the unit tests' output to what matters.
+class QuietLogs : public ::testing::Test {
+ protected:
+  void SetUp() override { (void)base::log::init(base::log::Level::kError, ""); }
+  void TearDown() override { (void)base::log::init(base::log::Level::kInfo, ""); }
+};
 
 }  // namespace petrel::queue::testing

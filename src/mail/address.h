@@ -6,6 +6,12 @@
 // A source route ("@a,@b:u@d") is accepted and dropped as RFC 5321 4.1.1.3 and C say.
 // Bounds: a path longer than 256 octets, a local part over 64 or a domain over 255 octets is
 // rejected (RFC 5321 4.5.3.1).
+// '%' and '!' are ordinary atext characters of the local part, nothing more: "<u%ext@local>"
+// is the local user "u%ext" and "<ext!u@local>" the local user "ext!u" (the server then finds
+// no such user). A quoted '@' belongs to the local part ("<\"u@ext\"@local>" is "u@ext" at
+// local); a second '@' outside quotes is a syntax error; "<@local:u@ext>" is u@ext.
+// Refused as syntax: an empty local part (also ""), leading/trailing/doubled dots, spaces or
+// controls outside quotes, NUL anywhere, and General-address-literals ("[tag:content]").
 #pragma once
 
 #include <optional>
@@ -49,6 +55,10 @@ struct PathParse {
 };
 
 // Parses "<...>" at the start of `text`; what follows is not looked at.
+// On success the address is the mailbox with any source route dropped; "<>" (allow_null) gives
+// the null Address and "<Postmaster>" in any case (allow_postmaster) gives
+// Address{"Postmaster", ""}. On failure the Error is permanent and *why (when given) says
+// which of PathError applies: syntax first, then UTF-8, then length.
 base::Result<PathParse> parse_path(std::string_view text, const PathOptions& options, PathError* why = nullptr);
 
 // Parses a bare "local@domain" (config, CLI, aliases): the same grammar without brackets or

@@ -53,6 +53,7 @@ struct RcptTo {
   bool postmaster = false;  // "<Postmaster>" with no domain
 };
 
+// Each parser returns nullopt and fills `out` on success; on failure `out` is left untouched.
 // args is CommandLine::args of a MAIL command, i.e. "FROM:<path> [params]".
 std::optional<Reply> parse_mail_from(std::string_view args, const Extensions& ext, MailFrom& out);
 // args of RCPT, "TO:<path> [params]". utf8 = SMTPUTF8 was given on MAIL.

@@ -20,6 +20,8 @@ struct Reply {
   bool positive() const { return code < 400; }
   bool temporary() const { return code >= 400 && code < 500; }
   bool permanent() const { return code >= 500; }
+  // The wire form. Enhanced code, when non-empty, is on every line. Controls become spaces,
+  // invalid UTF-8 octets '?'; a code outside 200..599 (a bug) is sent as 451.
   std::string render() const;
 };
 

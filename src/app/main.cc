@@ -3,6 +3,7 @@
 
 #include "app/serve.h"
 #include "app/check_config.h"
+#include "app/cmd_accounts.h"
 
 #ifndef PETREL_VERSION
 #define PETREL_VERSION "0.0.0"
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   petrel::app::register_serve(app);
   petrel::app::register_check_config(app);
+  petrel::app::register_account_commands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

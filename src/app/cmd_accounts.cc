@@ -1,0 +1,201 @@
+// cmd_accounts.cc: `petrel domain`, `petrel user`, `petrel alias` over auth::AccountStore.
+#include "app/cmd_accounts.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/common.h"
+#include "auth/account_store.h"
+
+namespace petrel::app {
+namespace {
+
+using Action = std::function<base::Status(auth::AccountStore&)>;
+
+[[noreturn]] void fail(const std::string& message) {
+  std::cerr << "petrel: " << message << "\n";
+  std::exit(kExitFailure);
+}
+
+// mkdir -p with mode 0750 for each directory it creates.
+void make_data_dir(const std::string& path) {
+  if (path.empty()) fail("server.data_dir is empty");
+  for (std::size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
+    std::string prefix = path.substr(0, slash);
+    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0750) != 0 && errno != EEXIST) {
+      fail("cannot create " + prefix + ": " + std::strerror(errno));
+    }
+    if (slash == std::string::npos) break;
+  }
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail(path + " is not a directory");
+}
+
+// Loads the config (exit 2 on errors), opens the store in its data directory, runs `action`,
+// closes the store, and exits 1 with the error when the action failed.
+void with_store(const std::string& config_path, const Action& action) {
+  auto config = load_config_or_exit(config_path);
+  become_data_owner(config);
+  make_data_dir(config.server.data_dir);
+  base::Status status;
+  {
+    auto store = auth::AccountStore::open(auth::database_path(config.server.data_dir));
+    if (!store) fail(store.error().message);
+    status = action(**store);
+  }
+  if (!status) fail(status.error().message);
+}
+
+// A leaf command with -c and a callback that runs `make_action()` against the store. The
+// action is built at callback time so that it sees the parsed arguments.
+CLI::App* leaf(CLI::App* parent, const std::string& name, const std::string& help,
+               std::function<Action()> make_action) {
+  auto* cmd = parent->add_subcommand(name, help);
+  auto config_path = std::make_shared<std::string>();
+  add_config_option(cmd, *config_path);
+  cmd->callback([config_path, make_action = std::move(make_action)] { with_store(*config_path, make_action()); });
+  return cmd;
+}
+
+void register_domain(CLI::App& app) {
+  auto* domain = app.add_subcommand("domain", "Manage the domains Petrel receives mail for");
+  domain->require_subcommand(1);
+
+  auto name = std::make_shared<std::string>();
+  auto* add = leaf(domain, "add", "Start serving DOMAIN", [name] {
+    return [name](auth::AccountStore& s) { return s.add_domain(*name); };
+  });
+  add->add_option("DOMAIN", *name, "Domain name, e.g. example.org")->required();
+
+  auto del_name = std::make_shared<std::string>();
+  auto force = std::make_shared<bool>(false);
+  auto* del = leaf(domain, "del", "Stop serving DOMAIN", [del_name, force] {
+    return [del_name, force](auth::AccountStore& s) { return s.del_domain(*del_name, *force); };
+  });
+  del->add_option("DOMAIN", *del_name, "Domain name")->required();
+  del->add_flag("--force", *force, "Also delete its accounts and aliases (mail on disk is kept)");
+
+  leaf(domain, "list", "List the domains, with their catch-all target if any", [] {
+    return [](auth::AccountStore& s) -> base::Status {
+      auto list = s.list_domains();
+      if (!list) return list.error();
+      for (const auto& d : *list) {
+        std::cout << d.name;
+        if (!d.catch_all.empty()) std::cout << " catch-all=" << d.catch_all;
+        std::cout << "\n";
+      }
+      return {};
+    };
+  });
+
+  auto ca_name = std::make_shared<std::string>();
+  auto ca_target = std::make_shared<std::string>();
+  auto* catch_all = leaf(domain, "catch-all", "Send mail for unknown users of DOMAIN to TARGET; no TARGET removes it",
+                         [ca_name, ca_target] {
+                           return [ca_name, ca_target](auth::AccountStore& s) {
+                             return s.set_catch_all(*ca_name, *ca_target);
+                           };
+                         });
+  catch_all->add_option("DOMAIN", *ca_name, "Domain name")->required();
+  catch_all->add_option("TARGET", *ca_target, "Address that receives the mail");
+}
+
+void register_user(CLI::App& app) {
+  auto* user = app.add_subcommand("user", "Manage accounts (mailboxes with a password)");
+  user->require_subcommand(1);
+
+  auto add_address = std::make_shared<std::string>();
+  auto* add = leaf(user, "add", "Create the account ADDRESS; the password is read from stdin or prompted for",
+                   [add_address] {
+                     return [add_address](auth::AccountStore& s) {
+                       return s.add_user(*add_address, read_password(/*confirm=*/true));
+                     };
+                   });
+  add->add_option("ADDRESS", *add_address, "user@domain; the domain must exist")->required();
+
+  auto del_address = std::make_shared<std::string>();
+  auto* del = leaf(user, "del", "Delete the account ADDRESS (mail on disk is kept)", [del_address] {
+    return [del_address](auth::AccountStore& s) { return s.del_user(*del_address); };
+  });
+  del->add_option("ADDRESS", *del_address, "user@domain")->required();
+
+  auto list_domain = std::make_shared<std::string>();
+  auto* list = leaf(user, "list", "List the accounts, of every domain or of DOMAIN", [list_domain] {
+    return [list_domain](auth::AccountStore& s) -> base::Status {
+      auto users = s.list_users(list_domain->empty() ? std::nullopt : std::optional<std::string_view>(*list_domain));
+      if (!users) return users.error();
+      for (const auto& u : *users) std::cout << u.address << "\n";
+      return {};
+    };
+  });
+  list->add_option("DOMAIN", *list_domain, "Only this domain");
+
+  auto pw_address = std::make_shared<std::string>();
+  auto* passwd = leaf(user, "passwd", "Change the password of ADDRESS; read from stdin or prompted for",
+                      [pw_address] {
+                        return [pw_address](auth::AccountStore& s) {
+                          return s.set_password(*pw_address, read_password(/*confirm=*/true));
+                        };
+                      });
+  passwd->add_option("ADDRESS", *pw_address, "user@domain")->required();
+}
+
+void register_alias(CLI::App& app) {
+  auto* alias = app.add_subcommand("alias", "Manage aliases (addresses that forward to others)");
+  alias->require_subcommand(1);
+
+  auto add_address = std::make_shared<std::string>();
+  auto add_targets = std::make_shared<std::vector<std::string>>();
+  auto* add = leaf(alias, "add", "Make ADDRESS deliver to each TARGET (local or remote)", [add_address, add_targets] {
+    return [add_address, add_targets](auth::AccountStore& s) -> base::Status {
+      for (const auto& target : *add_targets) {
+        if (auto st = s.add_alias(*add_address, target); !st) return st;
+      }
+      return {};
+    };
+  });
+  add->add_option("ADDRESS", *add_address, "alias@domain; the domain must exist")->required();
+  add->add_option("TARGET", *add_targets, "Where the mail goes")->required();
+
+  auto del_address = std::make_shared<std::string>();
+  auto del_target = std::make_shared<std::string>();
+  auto* del = leaf(alias, "del", "Remove TARGET from ADDRESS, or the whole alias when no TARGET is given",
+                   [del_address, del_target] {
+                     return [del_address, del_target](auth::AccountStore& s) {
+                       return s.del_alias(*del_address, del_target->empty()
+                                                            ? std::nullopt
+                                                            : std::optional<std::string_view>(*del_target));
+                     };
+                   });
+  del->add_option("ADDRESS", *del_address, "alias@domain")->required();
+  del->add_option("TARGET", *del_target, "One target to remove");
+
+  auto list_domain = std::make_shared<std::string>();
+  auto* list = leaf(alias, "list", "List aliases as 'ADDRESS TARGET', one line per target", [list_domain] {
+    return [list_domain](auth::AccountStore& s) -> base::Status {
+      auto aliases = s.list_aliases(list_domain->empty() ? std::nullopt : std::optional<std::string_view>(*list_domain));
+      if (!aliases) return aliases.error();
+      for (const auto& a : *aliases) std::cout << a.address << " " << a.target << "\n";
+      return {};
+    };
+  });
+  list->add_option("DOMAIN", *list_domain, "Only this domain");
+}
+
+}  // namespace
+
+void register_account_commands(CLI::App& app) {
+  register_domain(app);
+  register_user(app);
+  register_alias(app);
+}
+
+}  // namespace petrel::app

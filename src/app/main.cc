@@ -4,6 +4,7 @@
 #include "app/serve.h"
 #include "app/check_config.h"
 #include "app/cmd_accounts.h"
+#include "app/cmd_queue.h"
 
 #ifndef PETREL_VERSION
 #define PETREL_VERSION "0.0.0"
@@ -16,6 +17,7 @@ int main(int argc, char** argv) {
   petrel::app::register_serve(app);
   petrel::app::register_check_config(app);
   petrel::app::register_account_commands(app);
+  petrel::app::register_queue_commands(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -1,20 +1,197 @@
-// serve.cc: `petrel serve` (being built: the listeners are not wired yet).
+// serve.cc: `petrel serve`: the one place that knows every concrete type and wires them.
+//
+// Order matters for privileges: as root we make the TLS context (a configured key may be
+// readable by root only) and bind the listeners, hand the data directory to the run user,
+// drop to that user, and only then open the spool and the accounts database, so that every
+// file the server creates belongs to the user it runs as. No connection is handled as root.
 #include "app/serve.h"
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <csignal>
+#include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "app/common.h"
+#include "auth/directory_impl.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/strings.h"
+#include "net/tls.h"
+#include "queue/intake_impl.h"
+#include "queue/spool.h"
+#include "smtp/server/server.h"
 
 namespace petrel::app {
+namespace {
+
+[[noreturn]] void die(const std::string& message, int code = kExitFailure) {
+  PETREL_LOG(kError, "server.fatal", "error=\"{}\"", base::log_escape(message, 500));
+  base::log::flush();
+  std::cerr << "petrel: " << message << "\n";
+  std::exit(code);
+}
+
+// 10,000 sessions need as many descriptors: take the hard limit.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+// Gives the data directory (and, where root made them, what is in it) to the run user. A tree
+// is walked only when its top belongs to root, so a large queue already owned by the user is
+// not walked at every start.
+void hand_over_data_dir(const std::string& dir, uid_t uid, gid_t gid) {
+  namespace fs = std::filesystem;
+  auto fix = [&](const fs::path& p) {
+    struct stat st{};
+    if (::lstat(p.c_str(), &st) == 0 && st.st_uid == 0) {
+      if (::lchown(p.c_str(), uid, gid) != 0) die("cannot chown " + p.string() + ": " + std::strerror(errno));
+    }
+  };
+  struct stat top{};
+  if (::stat(dir.c_str(), &top) != 0) return;
+  fix(dir);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    struct stat st{};
+    if (::lstat(entry.path().c_str(), &st) != 0 || st.st_uid != 0) continue;
+    fix(entry.path());
+    if (entry.is_directory(ec) && !entry.is_symlink(ec)) {
+      for (const auto& inner : fs::recursive_directory_iterator(entry.path(), fs::directory_options::none, ec)) {
+        fix(inner.path());
+      }
+    }
+  }
+}
+
+void drop_privileges(const config::Config& c) {
+  if (::geteuid() != 0) return;
+  if (c.server.user.empty() || c.server.user == "root") {
+    die("refusing to handle mail as root: set server.user to an unprivileged user", kExitConfig);
+  }
+  const passwd* pw = ::getpwnam(c.server.user.c_str());
+  if (!pw) die("server.user \"" + c.server.user + "\" does not exist (create it: useradd --system " + c.server.user + ")", kExitConfig);
+  hand_over_data_dir(c.server.data_dir, pw->pw_uid, pw->pw_gid);
+  if (!c.log.file.empty()) (void)::chown(c.log.file.c_str(), pw->pw_uid, pw->pw_gid);
+  if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) {
+    die(std::string("cannot drop privileges: ") + std::strerror(errno));
+  }
+  if (::setuid(0) == 0) die("privileges were not dropped");
+}
+
+// Reloads the accounts snapshot when the database changes (e.g. `petrel user add`), off the
+// event loops: SQLite may touch the disk.
+class DirectoryRefresher {
+ public:
+  explicit DirectoryRefresher(auth::Directory& directory) : thread_([this, &directory] { run(directory); }) {}
+  ~DirectoryRefresher() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void run(auth::Directory& directory) {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; })) {
+      lock.unlock();
+      if (auto s = directory.refresh(); !s) {
+        PETREL_LOG(kWarn, "accounts.refresh_failed", "error=\"{}\"", base::log_escape(s.error().message));
+      }
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+int serve(const config::Config& c) {
+  if (auto s = base::log::init(c.log.level, c.log.file); !s) die(s.error().message);
+  std::signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+
+  std::error_code ec;
+  std::filesystem::create_directories(c.server.data_dir, ec);
+  if (ec) die("cannot create data_dir " + c.server.data_dir + ": " + ec.message());
+
+  auto tls = net::make_server_tls_context({c.tls.cert_file, c.tls.key_file, c.tls.min_version == "1.3"},
+                                         c.server.data_dir, c.server.hostname);
+  if (!tls) die(tls.error().message);
+
+  unsigned threads = c.server.threads ? c.server.threads : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::unique_ptr<net::asio::io_context>> loops;
+  std::vector<net::asio::io_context*> loop_ptrs;
+  for (unsigned i = 0; i < threads; ++i) {
+    loops.push_back(std::make_unique<net::asio::io_context>(1));
+    loop_ptrs.push_back(loops.back().get());
+  }
+  smtp::server::Server server(c, loop_ptrs);
+  if (auto s = server.bind(); !s) die(s.error().message);
+
+  drop_privileges(c);
+
+  auto spool = queue::Spool::open(c.server.data_dir, c.queue, queue::Spool::Mode::kWritable);
+  if (!spool) die("cannot open the queue: " + spool.error().message);
+  base::RealClock clock;
+  auto intake = queue::IntakeImpl::create(**spool, clock);
+  if (!intake) die("cannot start the queue: " + intake.error().message);
+  auto directory = auth::DirectoryImpl::open(c.server.data_dir + "/petrel.db", c.accounts);
+  if (!directory) die("cannot open the accounts database: " + directory.error().message);
+  DirectoryRefresher refresher(**directory);
+
+  smtp::server::SessionContext ctx{c, **directory, **intake, tls->get()};
+  server.start(ctx);
+
+  // SIGINT/SIGTERM: stop accepting and stop the loops. Transactions not yet acknowledged are
+  // simply dropped (the client will retry); acknowledged ones are already on disk.
+  net::asio::signal_set signals(*loops[0], SIGINT, SIGTERM);
+  signals.async_wait([&](const net::error_code& err, int sig) {
+    if (err) return;
+    PETREL_LOG(kInfo, "server.stop", "signal={}", sig);
+    server.stop();
+    for (auto& l : loops) l->stop();
+  });
+
+  std::vector<std::thread> workers;
+  std::vector<net::asio::executor_work_guard<net::asio::io_context::executor_type>> guards;
+  for (auto& l : loops) guards.push_back(net::asio::make_work_guard(*l));
+  PETREL_LOG(kInfo, "server.ready", "pid={} threads={} hostname={} data_dir=\"{}\" uid={}", ::getpid(), threads,
+             c.server.hostname, base::log_escape(c.server.data_dir), ::getuid());
+  for (unsigned i = 1; i < threads; ++i) workers.emplace_back([l = loops[i].get()] { l->run(); });
+  loops[0]->run();
+  for (auto& l : loops) l->stop();
+  for (auto& w : workers) w.join();
+  base::log::flush();
+  return 0;
+}
+
+}  // namespace
 
 void register_serve(CLI::App& app) {
-  auto* cmd = app.add_subcommand("serve", "Run the mail server in the foreground");
+  auto* cmd = app.add_subcommand("serve", "Run the mail server in the foreground (logs to stderr unless log.file is set)");
   auto path = std::make_shared<std::string>();
   add_config_option(cmd, *path);
   cmd->callback([path] {
     auto c = load_config_or_exit(*path);
-    std::cerr << "petrel: serve is not wired yet\n";
-    std::exit(kExitFailure);
+    std::exit(serve(c));
   });
 }
 

@@ -22,10 +22,10 @@ class Errors {
  public:
   explicit Errors(std::string source) : source_(std::move(source)) {}
   void add(const toml::source_region& where, const std::string& key, const std::string& why) {
-    std::string line = source_;
-    if (where.begin.line) line += ":" + std::to_string(where.begin.line);
-    lines_.push_back(line + ": " + key + ": " + why);
+    lines_.push_back(source_ + ":" + std::to_string(where.begin.line) + ": " + key + ": " + why);
   }
+  // A problem of the file as a whole (a missing section), with no line to point at.
+  void add(const std::string& key, const std::string& why) { lines_.push_back(source_ + ": " + key + ": " + why); }
   bool empty() const { return lines_.empty(); }
   std::string joined() const {
     std::string out;
@@ -216,20 +216,19 @@ void read_listeners(Section& root, Config& config, Errors& errors) {
 }
 
 void validate(const Config& c, Errors& errors) {
-  toml::source_region none;
   if (c.server.hostname.empty() || c.server.hostname.find_first_of(" \t\r\n") != std::string::npos) {
-    errors.add(none, "server.hostname", "must be a host name without spaces");
+    errors.add("server.hostname", "must be a host name without spaces");
   }
-  if (c.server.data_dir.empty()) errors.add(none, "server.data_dir", "must not be empty");
+  if (c.server.data_dir.empty()) errors.add("server.data_dir", "must not be empty");
   if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
-    errors.add(none, "tls", "cert_file and key_file must be given together");
+    errors.add("tls", "cert_file and key_file must be given together");
   }
   if (c.tls.min_version != "1.2" && c.tls.min_version != "1.3") {
-    errors.add(none, "tls.min_version", "must be \"1.2\" or \"1.3\"");
+    errors.add("tls.min_version", "must be \"1.2\" or \"1.3\"");
   }
-  if (c.listeners.empty()) errors.add(none, "listener", "at least one [[listener]] is needed");
+  if (c.listeners.empty()) errors.add("listener", "at least one [[listener]] is needed");
   if (c.accounts.subaddress_separator.size() > 1) {
-    errors.add(none, "accounts.subaddress_separator", "must be one character or empty");
+    errors.add("accounts.subaddress_separator", "must be one character or empty");
   }
 }
 

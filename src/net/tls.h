@@ -1,0 +1,30 @@
+// net/tls.h: the server-side TLS context (OpenSSL 3 through Asio).
+//
+// Promise: TLS 1.2 or newer only (1.3 if configured), no compression, no renegotiation, server
+// cipher preference, session tickets on. With no certificate configured, a self-signed one for
+// the host name is made once in <data>/tls/ (EC P-256, 10 years) and reused afterwards.
+// Failure: unreadable or mismatched certificate/key → a permanent error naming the file.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "net/asio.h"
+
+namespace petrel::net {
+
+struct TlsSettings {
+  std::string cert_file;  // PEM chain; empty = self-signed in <data_dir>/tls/
+  std::string key_file;
+  bool tls13_only = false;
+};
+
+base::Result<std::shared_ptr<asio::ssl::context>> make_server_tls_context(const TlsSettings& tls,
+                                                                          const std::string& data_dir,
+                                                                          const std::string& hostname);
+
+// Makes <dir>/cert.pem and <dir>/key.pem (mode 0600 key) for `hostname` unless both exist.
+base::Status ensure_self_signed(const std::string& dir, const std::string& hostname);
+
+}  // namespace petrel::net

@@ -1,0 +1,221 @@
+// cmd_data.cc: DATA (RFC 5321 4.1.1.4) and BDAT (RFC 3030): message octets stream into the
+// queue's MessageWriter; the final reply waits for the durable commit.
+#include <ctime>
+
+#include "base/log.h"
+#include "base/strings.h"
+#include "smtp/server/session.h"
+
+namespace petrel::smtp::server {
+
+namespace {
+
+// MessageWriter::commit() as an awaitable: the completion comes from the queue's commit
+// thread and is re-posted to the session's executor, so the session never runs elsewhere.
+net::awaitable<base::Status> async_commit(queue::MessageWriter& writer) {
+  return net::asio::async_initiate<const net::asio::use_awaitable_t<>&, void(base::Status)>(
+      [&writer](auto handler) {
+        auto ex = net::asio::get_associated_executor(handler);
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        writer.commit([shared, ex](base::Status status) {
+          net::asio::post(ex, [shared, status = std::move(status)]() mutable { (*shared)(std::move(status)); });
+        });
+      },
+      net::asio::use_awaitable);
+}
+
+std::string rfc5322_date(std::int64_t epoch) {
+  std::time_t t = static_cast<std::time_t>(epoch);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+  return buf;
+}
+
+}  // namespace
+
+Session::Next Session::handle_data(std::string_view args) {
+  if (!args.empty()) {
+    send(501, "5.5.4", "Syntax: DATA");
+    return count_error() ? Next::kClose : Next::kContinue;
+  }
+  // RFC 2920 3.1: DATA ends a pipelined group; the client must wait for 354. Octets already
+  // here were sent blind and could be commands smuggled as content or content read as commands.
+  if (in_.size() > 0) {
+    send(554, "5.5.0", "Protocol error: message content sent before the 354 reply");
+    return Next::kClose;
+  }
+  if (auto err = begin_message()) {
+    send(*err);
+    reset_transaction();
+    return Next::kContinue;
+  }
+  send(354, "", "End data with <CR><LF>.<CR><LF>");
+  return Next::kData;
+}
+
+Session::Next Session::handle_bdat(std::string_view args) {
+  std::uint64_t size = 0;
+  bool last = false;
+  if (auto err = mail::parse_bdat(args, size, last)) {
+    // Without a valid size we cannot tell where the chunk ends: the stream is lost.
+    send(*err);
+    return Next::kClose;
+  }
+  if (!esmtp_) {
+    send(503, "5.5.1", "Send EHLO before BDAT");
+    return Next::kClose;
+  }
+  // RFC 3030 2: the chunk's octets are always read, even when the command is refused, so the
+  // byte count stays exact; the refusal is the reply after the chunk.
+  chunk_left_ = size;
+  chunk_last_ = last;
+  chunk_refusal_.reset();
+  if (state_ == State::kRcpt) {
+    if (auto err = begin_message()) {
+      chunk_refusal_ = std::move(err);
+      reset_transaction();
+    } else {
+      state_ = State::kChunking;
+    }
+  } else if (state_ != State::kChunking) {
+    chunk_refusal_ = mail::reply(503, "5.5.1", state_ == State::kConnected ? "Send EHLO first"
+                                                                           : "Need MAIL and RCPT before BDAT");
+  }
+  return Next::kBdat;
+}
+
+std::optional<mail::Reply> Session::begin_message() {
+  tx_.envelope.received_at = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count();
+  auto writer = ctx_.intake.begin(tx_.envelope);
+  if (!writer) {
+    PETREL_LOG(kError, "smtp.queue_error", "session={} error=\"{}\"", session_id_, base::log_escape(writer.error().message));
+    return mail::reply(451, "4.3.0", "Requested action aborted: local problem in processing");
+  }
+  tx_.writer = std::move(writer).value();
+  std::string received = received_header(tx_.writer->id());
+  if (auto s = tx_.writer->append(received); !s) tx_.storage_failed = true;
+  return std::nullopt;
+}
+
+void Session::absorb(std::string_view octets) {
+  if (octets.empty()) return;
+  tx_.size += octets.size();
+  tx_.scanner.scan(octets);
+  if (tx_.size > limits_.max_message_size) {
+    // RFC 1870 6.1: keep reading to the end, store nothing more, refuse with 552 then.
+    tx_.oversize = true;
+    return;
+  }
+  if (tx_.storage_failed || !tx_.writer) return;
+  if (auto s = tx_.writer->append(octets); !s) {
+    PETREL_LOG(kError, "smtp.queue_error", "session={} id={} error=\"{}\"", session_id_, tx_.writer->id(),
+               base::log_escape(s.error().message));
+    tx_.storage_failed = true;
+  }
+}
+
+net::awaitable<bool> Session::receive_data() {
+  if (!co_await flush()) co_return false;
+  while (true) {
+    if (in_.size() == 0 && !co_await read_more(limits_.data_timeout)) {
+      reset_transaction();
+      co_return false;
+    }
+    scratch_.clear();
+    auto step = tx_.decoder.feed(in_.unread(), scratch_);
+    in_.consume(step.consumed);
+    absorb(scratch_);
+    if (step.done) break;
+  }
+  if (scratch_.capacity() > 2 * in_.capacity()) scratch_.shrink_to_fit();
+  co_await finish_message();
+  co_return true;
+}
+
+net::awaitable<bool> Session::receive_bdat_chunk() {
+  while (chunk_left_ > 0) {
+    if (in_.size() == 0 && !co_await read_more(limits_.data_timeout)) {
+      reset_transaction();
+      co_return false;
+    }
+    auto take = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_left_, in_.size()));
+    if (!chunk_refusal_) absorb(in_.unread().substr(0, take));
+    in_.consume(take);
+    chunk_left_ -= take;
+  }
+  if (chunk_refusal_) {
+    send(*chunk_refusal_);
+    chunk_refusal_.reset();
+    co_return !count_error();
+  }
+  if (chunk_last_) {
+    co_await finish_message();
+  } else if (tx_.oversize) {
+    send(552, "5.3.4", "Message size exceeds fixed maximum message size");
+    reset_transaction();
+  } else {
+    send(250, "2.0.0", std::to_string(tx_.size) + " octets received");
+  }
+  co_return true;
+}
+
+net::awaitable<void> Session::finish_message() {
+  tx_.scanner.finish();
+  std::optional<mail::Reply> refusal;
+  if (tx_.oversize) {
+    refusal = mail::reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
+  } else if (tx_.scanner.bare_line_end()) {
+    // RFC 5321 2.3.8: CR and LF only as CRLF. Refusing (not repairing) keeps every reading of
+    // the message the same downstream: the basis of SMTP smuggling is a second reading.
+    refusal = mail::reply(554, "5.6.0", "Message contains bare CR or LF characters");
+  } else if (tx_.scanner.has_nul()) {
+    refusal = mail::reply(554, "5.6.0", "Message contains NUL characters");
+  } else if (tx_.scanner.received_headers() > limits_.max_received_headers) {
+    // RFC 5321 6.3: a message that has gone round too often is in a loop.
+    refusal = mail::reply(554, "5.4.0", "Too many hops (Received: headers), mail loop?");
+  } else if (tx_.storage_failed) {
+    refusal = mail::reply(451, "4.3.0", "Requested action aborted: local problem in processing");
+  }
+  if (refusal) {
+    send(*refusal);
+    reset_transaction();
+    co_return;
+  }
+
+  // The durable commit: only its success may be answered with 250.
+  auto status = co_await async_commit(*tx_.writer);
+  if (!status) {
+    PETREL_LOG(kError, "smtp.queue_error", "session={} id={} error=\"{}\"", session_id_, tx_.writer->id(),
+               base::log_escape(status.error().message));
+    send(451, "4.3.0", "Requested action aborted: local problem in processing");
+    reset_transaction();
+    co_return;
+  }
+  ++messages_;
+  PETREL_LOG(kInfo, "smtp.queued", "session={} id={} client={} from=<{}> nrcpt={} size={}", session_id_,
+             tx_.writer->id(), client_ip_, base::log_escape(tx_.envelope.sender.str()),
+             tx_.envelope.recipients.size(), tx_.size);
+  send(250, "2.0.0", "Ok: queued as " + tx_.writer->id());
+  tx_.writer.reset();  // committed: nothing to abort
+  reset_transaction();
+}
+
+std::string Session::received_header(const std::string& queue_id) const {
+  // RFC 5321 4.4: from / by / with / id / for; date. With-protocol per RFC 3848 / RFC 6531.
+  std::string proto = tx_.envelope.smtputf8 ? "UTF8SMTP" : (esmtp_ ? "ESMTP" : "SMTP");
+  if (stream_.is_tls()) proto += "S";
+  if (!tx_.envelope.auth_user.empty()) proto += "A";
+  std::string h = "Received: from " + base::log_escape(helo_, 100) + " ([" + client_ip_ + "])\r\n";
+  if (stream_.is_tls()) h += "\t(using " + stream_.tls_description() + ")\r\n";
+  h += "\tby " + ctx_.config.server.hostname + " (Petrel) with " + proto + " id " + queue_id;
+  if (tx_.envelope.recipients.size() == 1) {
+    h += "\r\n\tfor <" + base::log_escape(tx_.envelope.recipients.front().address.str(), 300) + ">";
+  }
+  h += ";\r\n\t" + rfc5322_date(tx_.envelope.received_at) + "\r\n";
+  return h;
+}
+
+}  // namespace petrel::smtp::server

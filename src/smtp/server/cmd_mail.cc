@@ -1,0 +1,69 @@
+// cmd_mail.cc: MAIL and RCPT (RFC 5321 4.1.1.2-3), where relay and recipient policy is decided.
+#include "base/strings.h"
+#include "smtp/server/session.h"
+
+namespace petrel::smtp::server {
+
+Session::Next Session::handle_mail(std::string_view args) {
+  mail::MailFrom mf;
+  if (auto err = mail::parse_mail_from(args, extensions(), mf)) {
+    send(*err);
+    return count_error() ? Next::kClose : Next::kContinue;
+  }
+  // Refuse before the client sends a byte of content when the spool is short of space.
+  if (!ctx_.intake.has_free_space()) {
+    send(452, "4.3.1", "Insufficient system storage");
+    return count_error() ? Next::kClose : Next::kContinue;
+  }
+  auto& env = tx_.envelope;
+  env.sender = std::move(mf.sender);
+  env.declared_size = mf.size;
+  env.body = mf.body;
+  env.smtputf8 = mf.smtputf8;
+  env.ret = mf.ret;
+  env.envid = std::move(mf.envid);
+  env.client_ip = client_ip_;
+  env.helo = helo_;
+  state_ = State::kMail;
+  send(250, "2.1.0", "Ok");
+  return Next::kContinue;
+}
+
+Session::Next Session::handle_rcpt(std::string_view args) {
+  mail::RcptTo rt;
+  if (auto err = mail::parse_rcpt_to(args, extensions(), tx_.envelope.smtputf8, rt)) {
+    send(*err);
+    return count_error() ? Next::kClose : Next::kContinue;
+  }
+  // RFC 5321 4.5.3.1.8: at least 100 recipients must be accepted; beyond the configured limit
+  // answer 452 so the client retries the rest later. Not an error: it is flow control.
+  if (tx_.envelope.recipients.size() >= limits_.max_recipients) {
+    send(452, "4.5.3", "Too many recipients");
+    return Next::kContinue;
+  }
+  const auto& addr = rt.recipient.address;
+  if (!rt.postmaster) {
+    switch (ctx_.directory.lookup(addr)) {
+      case auth::RecipientStatus::kLocal:
+        break;
+      case auth::RecipientStatus::kUnknownUser:
+        // Refused now rather than accepted and bounced later (no backscatter).
+        send(550, "5.1.1", "<" + base::log_escape(addr.str(), 300) + ">: Recipient address rejected: User unknown");
+        return count_error() ? Next::kClose : Next::kContinue;
+      case auth::RecipientStatus::kNotOurDomain:
+        // ARCHITECTURE.md "No open relay, ever": other domains only for trusted or
+        // authenticated clients.
+        if (!client_trusted()) {
+          send(554, "5.7.1", "<" + base::log_escape(addr.str(), 300) + ">: Relay access denied");
+          return count_error() ? Next::kClose : Next::kContinue;
+        }
+        break;
+    }
+  }
+  tx_.envelope.recipients.push_back(std::move(rt.recipient));
+  state_ = State::kRcpt;
+  send(250, "2.1.5", "Ok");
+  return Next::kContinue;
+}
+
+}  // namespace petrel::smtp::server

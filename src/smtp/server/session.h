@@ -1,0 +1,146 @@
+// smtp/server/session.h: one inbound SMTP session (RFC 5321), from banner to close.
+//
+// Promise: every command gets exactly one reply with an enhanced status code (RFC 2034);
+// replies to pipelined commands (RFC 2920) are sent in order and flushed before the session
+// waits for input; every wait has a deadline; memory is fixed per session (input buffer,
+// one transaction) and independent of message size, because message octets stream straight
+// to the queue's MessageWriter. 250 after DATA/BDAT LAST is sent only once the Intake has
+// synced the message (queue/intake.h).
+// Commands run through a table (kCommands in session.cc): each row names the states in which
+// the verb is allowed and the handler that runs it, one file per command family
+// (cmd_helo.cc, cmd_mail.cc, cmd_data.cc, cmd_misc.cc).
+// Not done here: accepting connections and counting them (server.h).
+// Thread: a session lives on one io_context thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "auth/directory.h"
+#include "config/config.h"
+#include "mail/command.h"
+#include "mail/envelope.h"
+#include "net/asio.h"
+#include "net/input_buffer.h"
+#include "net/stream.h"
+#include "queue/intake.h"
+#include "smtp/server/data_decoder.h"
+
+namespace petrel::smtp::server {
+
+// What every session shares; owned by the Server, outlives all sessions.
+struct SessionContext {
+  const config::Config& config;
+  auth::Directory& directory;
+  queue::Intake& intake;
+  net::asio::ssl::context* tls = nullptr;  // null: no STARTTLS offered
+};
+
+// Released when the session ends (the server's connection counters).
+class ConnectionSlot {
+ public:
+  virtual ~ConnectionSlot() = default;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(SessionContext& ctx, const config::ListenerConfig& listener, net::tcp::socket socket,
+          std::unique_ptr<ConnectionSlot> slot);
+  ~Session();
+
+  // Runs the session to its end. The coroutine holds a shared_ptr to the session, and so
+  // does the deadline watcher, so the session lives until both have returned.
+  static void start(std::shared_ptr<Session> session);
+
+  enum class State {
+    kConnected,  // banner sent, no EHLO/HELO yet
+    kGreeted,    // EHLO/HELO done, no transaction
+    kMail,       // MAIL accepted, no recipient yet
+    kRcpt,       // at least one recipient accepted
+    kChunking,   // BDAT chunks being received (RFC 3030)
+  };
+
+  // What the loop does after a handler has queued its reply.
+  enum class Next { kContinue, kClose, kData, kBdat, kStartTls };
+
+  // Handlers (one file per family). `args` is the text after the verb.
+  Next handle_ehlo(std::string_view args);
+  Next handle_helo(std::string_view args);
+  Next handle_mail(std::string_view args);
+  Next handle_rcpt(std::string_view args);
+  Next handle_data(std::string_view args);
+  Next handle_bdat(std::string_view args);
+  Next handle_rset(std::string_view args);
+  Next handle_noop(std::string_view args);
+  Next handle_quit(std::string_view args);
+  Next handle_vrfy(std::string_view args);
+  Next handle_expn(std::string_view args);
+  Next handle_help(std::string_view args);
+  Next handle_starttls(std::string_view args);
+  Next handle_auth(std::string_view args);
+
+ private:
+  friend struct CommandTable;
+
+  net::awaitable<void> run();
+  net::awaitable<bool> read_more(std::chrono::milliseconds timeout);
+  net::awaitable<bool> flush();
+  net::awaitable<bool> receive_data();
+  net::awaitable<bool> receive_bdat_chunk();
+  net::awaitable<bool> start_tls();
+  net::awaitable<void> finish_message();
+
+  void dispatch_line(std::string_view line, Next& next);
+  void send(const mail::Reply& reply);
+  void send(int code, std::string_view enhanced, std::string_view text);
+  // Counts an error reply; true when the session has had too many and must end.
+  bool count_error();
+  void reset_transaction();
+  std::optional<mail::Reply> begin_message();
+  void absorb(std::string_view octets);
+  std::string received_header(const std::string& queue_id) const;
+  mail::Extensions extensions() const;
+  bool client_trusted() const { return trusted_; }
+  void log_reply(const mail::Reply& reply);
+
+  SessionContext& ctx_;
+  const config::ListenerConfig& listener_;
+  const config::SmtpConfig& limits_;
+  net::Stream stream_;
+  net::Deadline deadline_;
+  std::unique_ptr<ConnectionSlot> slot_;
+  net::InputBuffer in_;
+  std::string out_;
+  std::string scratch_;  // decoded DATA octets between reads; bounded by the read size
+
+  std::string client_ip_;
+  std::string session_id_;  // for log lines until a queue id exists
+  bool trusted_ = false;
+  State state_ = State::kConnected;
+  bool esmtp_ = false;
+  std::string helo_;
+  std::size_t errors_ = 0;
+  std::size_t messages_ = 0;
+  std::string_view verb_;  // of the command being handled, for log lines
+
+  // The transaction (RFC 5321 3.3): from MAIL to the end of DATA/BDAT LAST or RSET.
+  struct Transaction {
+    mail::Envelope envelope;
+    queue::MessageWriterPtr writer;
+    DataDecoder decoder;
+    BodyScanner scanner;
+    std::uint64_t size = 0;       // message octets from the client
+    bool oversize = false;
+    bool storage_failed = false;
+  };
+  Transaction tx_;
+
+  // The BDAT chunk being read (RFC 3030): kept outside the transaction because a refused
+  // chunk's octets must still be counted off exactly.
+  std::uint64_t chunk_left_ = 0;
+  bool chunk_last_ = false;
+  std::optional<mail::Reply> chunk_refusal_;  // answer after the chunk instead of accepting it
+};
+
+}  // namespace petrel::smtp::server

@@ -86,7 +86,8 @@ void list(const std::string& config_path) {
   std::printf("%llu message%s\n", static_cast<unsigned long long>(count), count == 1 ? "" : "s");
 }
 
-void show_message(const std::string& config_path, const std::string& id, bool body) {
+// raw: only the message octets as stored (for piping into other tools), no envelope.
+void show_message(const std::string& config_path, const std::string& id, bool body, bool raw) {
   auto spool = open_spool(config_path);
   auto found = spool->find(id);
   if (!found) fail("cannot read the queue: " + found.error().message);
@@ -95,8 +96,10 @@ void show_message(const std::string& config_path, const std::string& id, bool bo
   const mail::Envelope& e = m.envelope;
 
   // The envelope, one field per line.
+  if (raw) body = true;
   static const char* kBody[] = {"-", "7BIT", "8BITMIME"};
   static const char* kRet[] = {"-", "FULL", "HDRS"};
+  if (!raw) {
   std::printf("id: %s\n", m.id.c_str());
   std::printf("received: %s (%s ago)\n", utc(e.received_at).c_str(), age(e.received_at).c_str());
   std::printf("client: %s helo=%s auth=%s\n", show(e.client_ip).c_str(), show(e.helo).c_str(),
@@ -113,6 +116,7 @@ void show_message(const std::string& config_path, const std::string& id, bool bo
     std::printf("\n");
   }
   std::printf("\n");
+  }
 
   // Then the header section (up to the empty line), or with --body everything, as stored.
   auto reader = spool->open_body(m);
@@ -160,8 +164,10 @@ void register_queue_commands(CLI::App& app) {
   auto body = std::make_shared<bool>(false);
   add_config_option(show_cmd, *show_config);
   show_cmd->add_option("ID", *id, "Queue id")->required();
+  auto raw = std::make_shared<bool>(false);
   show_cmd->add_flag("--body", *body, "Print the whole message as stored, not only its headers");
-  show_cmd->callback([show_config, id, body] { show_message(*show_config, *id, *body); });
+  show_cmd->add_flag("--raw", *raw, "Print only the message as stored, without the envelope");
+  show_cmd->callback([show_config, id, body, raw] { show_message(*show_config, *id, *body, *raw); });
 }
 
 }  // namespace petrel::app

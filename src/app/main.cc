@@ -3,6 +3,7 @@
 
 #include "app/serve.h"
 #include "app/check_config.h"
+#include "app/common.h"
 #include "app/cmd_accounts.h"
 #include "app/cmd_queue.h"
 
@@ -18,6 +19,11 @@ int main(int argc, char** argv) {
   petrel::app::register_check_config(app);
   petrel::app::register_account_commands(app);
   petrel::app::register_queue_commands(app);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version end here with 0; usage errors exit 2 like config errors.
+    return app.exit(e) == 0 ? 0 : petrel::app::kExitConfig;
+  }
   return 0;
 }

@@ -1,0 +1,249 @@
+"""petrel.py: run the real `petrel` binary on loopback for integration tests.
+
+    with Petrel() as p:                       # temp data dir, config, demo accounts, 3 listeners
+        c = Dialog(p.port("smtp"))            # raw SMTP over a socket
+        c.expect(220); c.cmd("EHLO t", 250)
+
+Everything talks to 127.0.0.1 only. Every wait is bounded. When the tests run as root, the
+server drops to the `petrel` user (scripts/install-deps creates it), so the temp directory is
+made world-traversable.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+PETREL_BIN = os.environ.get("PETREL_BIN", os.path.join(os.path.dirname(__file__), "../../build/petrel"))
+DOMAIN = "example.test"
+USERS = {"alice@example.test": "alice-password", "bob@example.test": "bob-password"}
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Petrel:
+    """A private Petrel server. extra_toml is appended to the generated config; sections it
+    names must not be generated ones unless smtp_toml/queue_toml are used instead."""
+
+    def __init__(self, smtp_toml="", queue_toml="", server_toml="", extra_toml="", users=USERS, aliases=None,
+                 data_dir=None):
+        self.tmp = tempfile.mkdtemp(prefix="petrel-it-")
+        os.chmod(self.tmp, 0o755)
+        self.data_dir = data_dir or os.path.join(self.tmp, "data")
+        self.ports = {"smtp": free_port(), "submission": free_port(), "submissions": free_port()}
+        self.config_path = os.path.join(self.tmp, "petrel.toml")
+        self.log_path = os.path.join(self.tmp, "petrel.log")
+        with open(self.config_path, "w") as f:
+            f.write(f"""
+[server]
+hostname = "mx.{DOMAIN}"
+data_dir = "{self.data_dir}"
+threads = 2
+{server_toml}
+[log]
+level = "debug"
+[smtp]
+{smtp_toml}
+[queue]
+min_free_space = 0
+{queue_toml}
+[[listener]]
+name = "smtp"
+kind = "smtp"
+address = "127.0.0.1:{self.ports['smtp']}"
+[[listener]]
+name = "submission"
+kind = "submission"
+address = "127.0.0.1:{self.ports['submission']}"
+[[listener]]
+name = "submissions"
+kind = "submissions"
+address = "127.0.0.1:{self.ports['submissions']}"
+{extra_toml}
+""")
+        self.users = users
+        self.aliases = aliases or {}
+        self.proc = None
+        self._log_file = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def __enter__(self):
+        self.setup_accounts()
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def setup_accounts(self):
+        self.cli("domain", "add", DOMAIN)
+        for user, password in self.users.items():
+            self.cli("user", "add", user, input=password + "\n")
+        for alias, targets in self.aliases.items():
+            self.cli("alias", "add", alias, *targets)
+
+    def start(self, timeout=20):
+        self._log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([PETREL_BIN, "serve", "-c", self.config_path], stdout=self._log_file,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"petrel exited with {self.proc.returncode}:\n{self.log()}")
+            if "server.ready" in self.log():
+                return
+            time.sleep(0.05)
+        raise RuntimeError("petrel did not become ready:\n" + self.log())
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self._log_file:
+            self._log_file.close()
+            self._log_file = None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        if self._log_file:
+            self._log_file.close()
+            self._log_file = None
+
+    # --- inspection ------------------------------------------------------------------------
+    def port(self, kind="smtp"):
+        return self.ports[kind]
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def cli(self, *args, input=None, check=True):
+        r = subprocess.run([PETREL_BIN, *args, "-c", self.config_path], input=input, capture_output=True, text=True,
+                           timeout=60)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"petrel {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+        return r
+
+    def queue_ids(self):
+        out = self.cli("queue", "list").stdout
+        return re.findall(r"^([0-9A-Z]{20})\s", out, re.M)
+
+    def queue_body(self, queue_id):
+        r = subprocess.run([PETREL_BIN, "queue", "show", queue_id, "--raw", "-c", self.config_path],
+                           capture_output=True, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"queue show {queue_id} failed: {r.stderr!r}")
+        return r.stdout
+
+    def wait_log(self, needle, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log():
+                return True
+            time.sleep(0.05)
+        return False
+
+
+class Dialog:
+    """A raw SMTP client: sends exactly the bytes it is given and parses replies."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10, tls=False):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls:
+            self.sock = client_tls_context().wrap_socket(self.sock)
+        self.buf = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; unread: %r" % self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.rstrip(b"\r").decode("utf-8", "replace")
+
+    def reply(self):
+        """Returns (code, [lines]) of one possibly multi-line reply."""
+        lines = []
+        while True:
+            line = self._line()
+            lines.append(line)
+            if len(line) < 4 or line[3] != "-":
+                return int(line[:3]), lines
+
+    def expect(self, code):
+        got, lines = self.reply()
+        if got != code:
+            raise AssertionError(f"expected {code}, got {lines}")
+        return "\n".join(lines)
+
+    def cmd(self, line, code):
+        self.send(line + "\r\n")
+        return self.expect(code)
+
+    def closed(self, timeout=5):
+        """True when the server closes the connection (EOF) within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except (socket.timeout, TimeoutError):
+            return False
+
+    def starttls(self):
+        self.cmd("STARTTLS", 220)
+        self.sock = client_tls_context().wrap_socket(self.sock)
+        self.buf = b""
+
+
+def client_tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def message(subject="test", body="Hello.\r\n", size=None):
+    """A small RFC 5322 message with CRLF line ends; padded to `size` octets when given."""
+    text = (f"From: <sender@remote.example>\r\nTo: <alice@{DOMAIN}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{time.time_ns()}@remote.example>\r\n\r\n{body}")
+    if size and len(text) < size:
+        pad = size - len(text)
+        line = "x" * 70 + "\r\n"
+        text += line * (pad // len(line)) + "y" * (pad % len(line))
+        if not text.endswith("\r\n"):
+            text = text[:-2] + "\r\n"
+    return text

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 namespace petrel::config {
 namespace {
 
@@ -100,6 +103,43 @@ TEST(HostPort, Parses) {
   EXPECT_FALSE(parse_host_port("::1:587", h, p));
   EXPECT_FALSE(parse_host_port("host:99999", h, p));
   EXPECT_FALSE(parse_host_port("host:", h, p));
+}
+
+// docs/config.md must list every key the program knows, in its section, with its default.
+TEST(Config, DocsListEveryKeyWithItsDefault) {
+  std::ifstream in(PETREL_SOURCE_DIR "/docs/config.md");
+  ASSERT_TRUE(in) << "docs/config.md not found";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string docs = ss.str();
+  auto c = parse_config(kMinimal, "t.toml");
+  ASSERT_TRUE(c);
+  // Walk the effective config of the defaults: "[section]" then "key = value" lines.
+  std::istringstream eff(to_toml(*c));
+  std::string line, section;
+  int checked = 0;
+  while (std::getline(eff, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] == '[') {
+      section = line;
+      continue;
+    }
+    if (section == "[[listener]]" || (section == "[server]" && (line.rfind("hostname", 0) == 0 || line.rfind("data_dir", 0) == 0))) {
+      continue;  // values that kMinimal sets rather than defaults
+    }
+    auto eq = line.find(" = ");
+    ASSERT_NE(eq, std::string::npos) << line;
+    std::string key = line.substr(0, eq), value = line.substr(eq + 3);
+    for (char& ch : value) if (ch == '\'') ch = '"';
+    auto heading = docs.find("## " + section);
+    ASSERT_NE(heading, std::string::npos) << "docs/config.md has no section " << section;
+    auto next = docs.find("\n## ", heading + 1);
+    std::string part = docs.substr(heading, next == std::string::npos ? std::string::npos : next - heading);
+    std::string row = "| `" + key + "` | `" + value + "` |";
+    EXPECT_NE(part.find(row), std::string::npos) << "docs/config.md " << section << " lacks the row " << row;
+    ++checked;
+  }
+  EXPECT_GT(checked, 20);
 }
 
 }  // namespace

@@ -274,6 +274,9 @@ net::awaitable<bool> Session::start_tls() {
   if (ec) {
     PETREL_LOG(kInfo, "smtp.tls_failed", "session={} client={} error=\"{}\"", session_id_, client_ip_,
                base::log_escape(ec.message()));
+    // No TLS session means no channel for a goodbye: a 421 would either be plaintext inside a
+    // handshake or block in SSL_write until another timeout, holding the connection slot.
+    stream_.close();
     co_return false;
   }
   // RFC 3207 4.2: forget everything learnt before the handshake.

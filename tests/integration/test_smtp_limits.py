@@ -133,6 +133,10 @@ class Connections(SmtpTest):
                 extra = self.dial(p, kind=kind, source=source)
                 self.assertEqual(codes(extra.expect(421)), ("421", "4.7.0"), kind)
                 self.assertTrue(extra.closed())
+            # On the implicit-TLS port a plaintext 421 could not be read: the refusal is a close.
+            extra = self.dial(p, kind="submissions", source="127.0.0.6")
+            self.assertTrue(extra.closed())
+            self.assertEqual(extra.buf, b"")
             conns[1].close()
             self.admitted_within(p, 5, source="127.0.0.5").cmd("NOOP", 250)
 

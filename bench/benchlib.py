@@ -1,0 +1,570 @@
+"""benchlib.py: private Petrel and Postfix instances on 127.0.0.1 for the side-by-side benchmarks.
+
+Both servers keep their data on a real disk (BENCH_TMPDIR, default /work; never tmpfs), so fsync is
+real for both. Nothing here touches /etc/postfix or the system Postfix: the Postfix instance has its
+own config dir, queue_directory and data_directory under a temp dir, and is started/stopped with
+`postfix -c DIR`. Every wait is bounded; every process is stopped by PID (see Cleanup).
+"""
+import glob
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+RESULTS = os.path.join(HERE, "results")
+DOMAIN = "example.test"
+RCPT = "bench@" + DOMAIN
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_nofile(want):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard) if hard != resource.RLIM_INFINITY else want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def make_tmpdir(prefix):
+    base = os.environ.get("BENCH_TMPDIR", "/work")
+    d = tempfile.mkdtemp(prefix=prefix, dir=base)
+    os.chmod(d, 0o755)  # petrel drops to user `petrel` and must traverse it
+    return d
+
+
+def remove_tmpdir(d):
+    if os.environ.get("BENCH_KEEP"):
+        log(f"BENCH_KEEP set: keeping {d}")
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def fs_type(path):
+    r = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True, timeout=10)
+    return r.stdout.strip()
+
+
+def machine_info():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores ({model}), kernel {os.uname().release}"
+
+
+def versions(petrel_bin):
+    """One line naming what was measured: petrel binary (version, mtime, git HEAD) and Postfix version."""
+    try:
+        v = subprocess.run([petrel_bin, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        mtime = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(petrel_bin)))
+    except OSError:
+        v, mtime = "?", "?"
+    head = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h"], capture_output=True, text=True,
+                          timeout=10).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "src"],
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    pf = subprocess.run(["/usr/sbin/postconf", "-dh", "mail_version"], capture_output=True, text=True,
+                        timeout=10).stdout.strip()
+    return (f"{v} (binary built {mtime}, tree at {head}{' + uncommitted src changes' if dirty else ''}) "
+            f"vs Postfix {pf}")
+
+
+# --- CPU accounting ------------------------------------------------------------------------------
+
+def machine_busy_ticks():
+    """Busy jiffies of the whole machine: user+nice+system+irq+softirq+steal (idle, iowait excluded)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (v + [0] * 8)[:8]
+    return user + nice + system + irq + softirq + steal, idle + iowait
+
+
+def proc_stat(pid):
+    """(ppid, utime, stime, cutime, cstime) in ticks, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    rest = s[s.rindex(")") + 2:].split()
+    # rest[0] is field 3 (state); ppid is field 4, utime..cstime are fields 14..17
+    return int(rest[1]), int(rest[11]), int(rest[12]), int(rest[13]), int(rest[14])
+
+
+def process_cpu_ticks(pid):
+    st = proc_stat(pid)
+    return 0 if st is None else st[1] + st[2]
+
+
+def children_of(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = proc_stat(int(d))
+            if st and st[0] == pid:
+                out.append(int(d))
+    return out
+
+
+def read_status_kib(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def read_pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def read_uss_kib(pid):
+    """Private (unique) memory: Private_Clean + Private_Dirty (+ Private_Hugetlb)."""
+    tot = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Private_"):
+                    tot += int(line.split()[1])
+    except OSError:
+        pass
+    return tot
+
+
+def thread_count(pid):
+    return read_status_kib(pid, "Threads")
+
+
+# --- cleanup ---------------------------------------------------------------------------------------
+
+class Cleanup:
+    """Runs registered callbacks in reverse order on exit, exception, SIGINT, SIGTERM or SIGHUP."""
+
+    def __init__(self):
+        self.fns = []
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def add(self, fn):
+        self.fns.append(fn)
+
+    def run(self):
+        while self.fns:
+            fn = self.fns.pop()
+            try:
+                fn()
+            except BaseException as e:  # keep cleaning up
+                log(f"cleanup: {e!r}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.run()
+
+
+def kill_pid(pid, sig=signal.SIGKILL):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still "exists"; treat it as gone
+    st = None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+    except OSError:
+        return False
+    return st[st.rindex(")") + 2] != "Z"
+
+
+# --- Petrel ----------------------------------------------------------------------------------------
+
+class Petrel:
+    name = "Petrel"
+
+    def __init__(self, binary, cleanup, smtp_toml="", threads=0):
+        self.bin = os.path.abspath(binary)
+        if not os.access(self.bin, os.X_OK):
+            raise SystemExit(f"petrel binary not found: {self.bin} (cmake --build build --target petrel -j2)")
+        self.tmp = make_tmpdir("petrel-bench-")
+        cleanup.add(lambda: remove_tmpdir(self.tmp))
+        self.port = free_port()
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.config = os.path.join(self.tmp, "petrel.toml")
+        self.log_path = os.path.join(self.tmp, "petrel.log")
+        with open(self.config, "w") as f:
+            f.write(f"""[server]
+hostname = "mx.{DOMAIN}"
+data_dir = "{self.data_dir}"
+threads = {threads}
+
+[smtp]
+{smtp_toml}
+
+[queue]
+min_free_space = 0
+
+[[listener]]
+name = "mx"
+kind = "smtp"
+address = "127.0.0.1:{self.port}"
+""")
+        self.proc = None
+        self._logf = None
+        cleanup.add(self.stop)
+
+    def cli(self, *args, input=None):
+        r = subprocess.run([self.bin, *args, "-c", self.config], input=input, capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"petrel {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+        return r.stdout
+
+    def start(self, timeout=20):
+        self.cli("domain", "add", DOMAIN)
+        self.cli("user", "add", RCPT, input="bench-password\n")
+        self._logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([self.bin, "serve", "-c", self.config], stdout=self._logf,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"petrel exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if "server.ready" in self.log_text():
+                return
+            time.sleep(0.05)
+        raise RuntimeError("petrel did not become ready:\n" + self.log_tail())
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=30):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def log_errors(self):
+        """Log lines at warn/error level (whatever the format), for the report."""
+        return [l for l in self.log_text().splitlines() if re.search(r"\b(warn|warning|error|fatal)\b", l, re.I)]
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def pids(self):
+        return [self.proc.pid] if self.alive() else []
+
+    def cpu_ticks(self):
+        """utime+stime of the server process (all its threads)."""
+        return process_cpu_ticks(self.proc.pid)
+
+    def queue_count(self):
+        out = self.cli("queue", "list").strip().splitlines()
+        ids = [l for l in out if re.match(r"^[0-9A-Z]{20}\s", l)]
+        return len(ids), (out[-1] if out else "")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self._logf:
+            self._logf.close()
+            self._logf = None
+
+
+# --- Postfix ---------------------------------------------------------------------------------------
+
+POSTFIX_MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+class Postfix:
+    """A private Postfix instance: own config dir, queue and data dirs, smtpd on 127.0.0.1:PORT,
+    all mail accepted for example.test and delivered by the discard transport (cheap delivery, but
+    the queue file is still fsynced by cleanup before smtpd answers 250, Postfix's default)."""
+    name = "Postfix"
+
+    def __init__(self, cleanup, process_limit=100):
+        if not os.access("/usr/sbin/postfix", os.X_OK):
+            raise SystemExit("postfix is not installed (/usr/sbin/postfix)")
+        self.tmp = make_tmpdir("postfix-bench-")
+        cleanup.add(lambda: remove_tmpdir(self.tmp))
+        self.port = free_port()
+        self.conf = os.path.join(self.tmp, "conf")
+        self.queue = os.path.join(self.tmp, "queue")
+        self.data = os.path.join(self.tmp, "data")
+        self.log_path = os.path.join(self.tmp, "postfix.log")
+        for d in (self.conf, self.queue, self.data):
+            os.mkdir(d)
+        shutil.chown(self.data, "postfix", "postfix")
+        with open(os.path.join(self.conf, "main.cf"), "w") as f:
+            f.write(f"""# private benchmark instance, generated by bench/benchlib.py
+compatibility_level = 3.6
+myhostname = mx.bench.test
+mydomain = bench.test
+myorigin = $myhostname
+mydestination = {DOMAIN}
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+queue_directory = {self.queue}
+data_directory = {self.data}
+maillog_file = {self.log_path}
+maillog_file_prefixes = {self.tmp}
+local_recipient_maps =
+alias_maps =
+alias_database =
+default_transport = discard
+local_transport = discard
+relay_transport = discard
+default_process_limit = {process_limit}
+biff = no
+smtputf8_enable = no
+""")
+        with open(os.path.join(self.conf, "master.cf"), "w") as f:
+            f.write(POSTFIX_MASTER_CF.format(port=self.port))
+        self.master_pid = None
+        cleanup.add(self.stop)
+
+    def postfix(self, *args, check=True):
+        r = subprocess.run(["/usr/sbin/postfix", "-c", self.conf, *args], capture_output=True, text=True,
+                           timeout=60)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"postfix -c {self.conf} {' '.join(args)} failed ({r.returncode}): "
+                               f"{r.stderr.strip()}\n{self.log_tail()}")
+        return r
+
+    def start(self, timeout=20):
+        self.postfix("check")
+        self.postfix("start")
+        pidfile = os.path.join(self.queue, "pid", "master.pid")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with open(pidfile) as f:
+                    self.master_pid = int(f.read().split()[0])
+                break
+            except (OSError, ValueError, IndexError):
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("postfix master did not write its pid file\n" + self.log_tail())
+        # wait until smtpd answers
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+                    s.settimeout(5)
+                    if s.recv(512).startswith(b"220"):
+                        s.sendall(b"QUIT\r\n")
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("postfix smtpd did not answer\n" + self.log_tail())
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=30):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def log_errors(self):
+        return [l for l in self.log_text().splitlines() if re.search(r"\b(warning|error|fatal|panic):", l)]
+
+    def accepted_count(self):
+        """Messages cleanup(8) wrote to the queue (one 'message-id=' line each)."""
+        return len(re.findall(r"postfix/cleanup\[\d+\]: [0-9A-F]+: message-id=", self.log_text()))
+
+    def delivered_count(self):
+        return len(re.findall(r"postfix/discard\[\d+\]: .* status=sent", self.log_text()))
+
+    def queue_files(self):
+        n = 0
+        for sub in ("incoming", "active", "deferred", "maildrop", "hold"):
+            for _root, _dirs, files in os.walk(os.path.join(self.queue, sub)):
+                n += len(files)
+        return n
+
+    def wait_drained(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.queue_files() == 0:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def alive(self):
+        return self.master_pid is not None and pid_alive(self.master_pid)
+
+    def pids(self):
+        if not self.alive():
+            return []
+        return [self.master_pid] + children_of(self.master_pid)
+
+    def cpu_ticks(self):
+        """CPU of the whole instance: master's own and reaped children's (cutime/cstime), plus every
+        live child's utime+stime. Short-lived smtpd/cleanup/discard processes are counted through the
+        master's cutime once they exit."""
+        total = 0
+        for c in children_of(self.master_pid):
+            total += process_cpu_ticks(c)
+        st = proc_stat(self.master_pid)
+        if st:
+            total += st[1] + st[2] + st[3] + st[4]
+        return total
+
+    def stop(self):
+        if self.master_pid is None:
+            return
+        pids = self.pids()
+        if self.alive():
+            self.postfix("stop", check=False)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and self.alive():
+                time.sleep(0.1)
+            if self.alive():
+                self.postfix("abort", check=False)
+                time.sleep(0.5)
+        for p in pids:  # leftovers, by PID only
+            if pid_alive(p):
+                kill_pid(p)
+        self.master_pid = None
+
+
+# --- load generator ----------------------------------------------------------------------------------
+
+class SmtpSourceResult:
+    pass
+
+
+def run_smtp_source(port, messages, sessions, length, timeout, extra=()):
+    """Runs smtp-source; returns wall seconds, its own CPU (from wait4 rusage), exit status and the
+    last DATA counter printed by -c. The caller reads /proc/stat around it."""
+    cmd = ["/usr/sbin/smtp-source", "-c", "-s", str(sessions), "-m", str(messages), "-l", str(length),
+           "-f", "sender@remote.example", "-t", RCPT, *extra, f"127.0.0.1:{port}"]
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    r = SmtpSourceResult()
+    r.cmd = " ".join(cmd)
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    deadline = t0 + timeout
+    status = None
+    rusage = None
+    while True:
+        pid, st, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid == p.pid:
+            status, rusage = st, ru
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            _pid, status, rusage = os.wait4(p.pid, 0)
+            r.timed_out = True
+            break
+        time.sleep(0.02)
+    p.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from reaping again
+    r.wall = time.monotonic() - t0
+    r.timed_out = getattr(r, "timed_out", False)
+    r.rc = os.waitstatus_to_exitcode(status)
+    r.cpu = rusage.ru_utime + rusage.ru_stime
+    out.seek(0)
+    err.seek(0)
+    text = out.read().decode("utf-8", "replace")
+    r.stderr = err.read().decode("utf-8", "replace").strip()
+    r.count = _last_counter(text)
+    out.close()
+    err.close()
+    return r
+
+
+def _last_counter(text):
+    """smtp-source -c prints 1,2,3,... each after a '\\r' (or glued together). Reconstruct the count
+    by consuming the expected sequence from the start."""
+    s = re.sub(r"\D", "", text)
+    k, i = 0, 0
+    while True:
+        nxt = str(k + 1)
+        if s.startswith(nxt, i):
+            i += len(nxt)
+            k += 1
+        else:
+            break
+    return k
+
+
+def write_result(name, text):
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, name + ".txt")
+    with open(path, "w") as f:
+        f.write(text)
+    return path

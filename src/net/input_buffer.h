@@ -20,6 +20,7 @@ class InputBuffer {
     compact();
     return data_.get() + end_;
   }
+  // Valid after write_ptr(): before the compaction it undercounts (down to 0).
   std::size_t write_space() const { return capacity_ - end_; }
   void commit(std::size_t n) { end_ += n; }
 

@@ -251,9 +251,14 @@ net::awaitable<bool> Session::flush() {
 }
 
 net::awaitable<bool> Session::read_more(std::chrono::milliseconds timeout) {
-  if (in_.write_space() == 0) co_return false;  // cannot happen: lines are bounded below capacity
+  // write_ptr() first: it compacts, so the space that lines already handled occupied is
+  // reusable. Asking write_space() before that saw a full buffer whenever a pipelined batch
+  // (RFC 2920) filled it and ended in a partial line, and the session ended mid-batch.
+  char* dst = in_.write_ptr();
+  std::size_t space = in_.write_space();
+  if (space == 0) co_return false;  // cannot happen: lines are bounded below capacity
   deadline_.expire_after(timeout);
-  auto [ec, n] = co_await stream_.read_some(net::asio::buffer(in_.write_ptr(), in_.write_space()));
+  auto [ec, n] = co_await stream_.read_some(net::asio::buffer(dst, space));
   if (ec || n == 0) co_return false;
   in_.commit(n);
   co_return true;

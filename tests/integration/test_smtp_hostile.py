@@ -68,15 +68,16 @@ def read_all_replies(c, timeout=10):
 
 
 def greet_many(p, n):
-    """Opens n connections at once; returns their first reply codes."""
+    """Opens n connections at once; returns their first reply codes and the open dialogs."""
     dialogs = []
     try:
         for _ in range(n):
             dialogs.append(Dialog(p.port()))
-        return [d.reply()[0] for d in dialogs]
-    finally:
+        return [d.reply()[0] for d in dialogs], dialogs
+    except BaseException:
         for d in dialogs:
             d.close()
+        raise
 
 
 def rss_kib(pid):
@@ -327,31 +328,52 @@ class Floods(unittest.TestCase):
                         return
                     time.sleep(0.02)
 
+            def garbage(rnd):
+                n = rnd.randint(1, 16384)
+                # Mostly random bytes; some chunks are long runs without any LF.
+                if rnd.random() < 0.3:
+                    return bytes([rnd.choice(b"\x00\rA \xff")]) * n
+                return rnd.randbytes(n)
+
             def flood(i):
+                # Six kinds of garbage: before the banner (an early talker) and after it as
+                # commands on port 25; as a TLS handshake on the implicit TLS port; as the
+                # handshake after STARTTLS; inside a TLS session; as message content after DATA
+                # (which never ends: the client gives up).
                 rnd = random.Random(seed * 1000 + i)
-                try:
-                    s = socket.create_connection(("127.0.0.1", p.port()), timeout=5)
-                except OSError:
-                    return
-                s.settimeout(5)
-                deadline = time.monotonic() + 10
+                kind = i % 6
                 sent = 0
+                s = None
                 try:
-                    while time.monotonic() < deadline and sent < 4 << 20:
-                        n = rnd.randint(1, 16384)
-                        # Mostly random bytes; some chunks are long runs without any LF.
-                        if rnd.random() < 0.3:
-                            chunk = bytes([rnd.choice(b"\x00\rA \xff")]) * n
+                    s = socket.create_connection(("127.0.0.1", p.port("submissions" if kind == 1 else "smtp")),
+                                                 timeout=5)
+                    if kind in (0, 2, 3, 4):
+                        d = Dialog.__new__(Dialog)
+                        d.sock, d.buf = s, b""
+                        d.expect(220)
+                    if kind in (2, 3, 4):
+                        d.cmd("EHLO flood.example", 250)
+                        if kind == 4:
+                            d.send("MAIL FROM:<f@remote.example>\r\nRCPT TO:<alice@example.test>\r\n")
+                            d.expect(250)
+                            d.expect(250)
+                            d.cmd("DATA", 354)
                         else:
-                            chunk = rnd.randbytes(n)
+                            d.cmd("STARTTLS", 220)
+                            if kind == 3:
+                                s = client_tls_context().wrap_socket(s)
+                    deadline = time.monotonic() + 10
+                    while time.monotonic() < deadline and sent < 4 << 20:
+                        chunk = garbage(rnd)
                         s.sendall(chunk)
-                        sent += n
-                except OSError:
+                        sent += len(chunk)
+                except (OSError, EOFError):
                     pass  # closed by the server: the point of the exercise
                 finally:
                     with lock:
                         sent_total[0] += sent
-                    s.close()
+                    if s is not None:
+                        s.close()
 
             t_sampler = threading.Thread(target=sampler)
             t_sampler.start()
@@ -369,22 +391,64 @@ class Floods(unittest.TestCase):
             # connections is greeted with 220 again (a leak would show as 421s).
             deadline = time.monotonic() + 5
             while True:
-                banners = greet_many(p, 50)
+                banners, dialogs = greet_many(p, 50)
                 if banners == [220] * 50 or time.monotonic() > deadline:
                     break
+                for d in dialogs:
+                    d.close()
                 time.sleep(0.2)
-            self.assertEqual(banners, [220] * 50)
-            c = start_session(p)
-            c.cmd("MAIL FROM:<sender@remote.example>", 250)
-            c.cmd("RCPT TO:<alice@example.test>", 250)
-            c.cmd("QUIT", 221)
+            try:
+                self.assertEqual(banners, [220] * 50)
+                # And they work.
+                c = dialogs[0]
+                c.cmd("EHLO client.example", 250)
+                c.cmd("MAIL FROM:<sender@remote.example>", 250)
+                c.cmd("RCPT TO:<alice@example.test>", 250)
+                c.cmd("QUIT", 221)
+            finally:
+                for d in dialogs:
+                    d.close()
             print(f"flood sent {sent_total[0]} bytes; rss base={base_rss} KiB peak={peak[0]} KiB")
             self.assertLess(peak[0], 200 * 1024, "RSS grew past 200 MB")
             log = p.log()
             for marker in CRASH_MARKERS:
                 self.assertNotIn(marker, log)
             self.assertEqual(re.findall(r"^\S+ (?:error|fatal) .*$", log, re.M), [])
+            # A session that got garbage as commands ends at max_errors with 421, never
+            # part-way: fewer errors would mean it was dropped for another reason.
+            deadline = time.monotonic() + 5
+            while log.count(" smtp.disconnect ") < log.count(" smtp.connect ") and time.monotonic() < deadline:
+                time.sleep(0.05)
+                log = p.log()
+            errors = re.findall(r" smtp\.disconnect .* errors=(\d+)", log)
+            self.assertEqual(len(errors), log.count(" smtp.connect "), "sessions still open")
+            self.assertGreaterEqual(len(errors), 50 + 50)  # flood, greet_many
+            self.assertEqual(sorted(set(errors) - {"0", "10"}), [], "sessions ended part-way")
             self.assertEqual(p.queue_ids(), [])
+            # The abandoned DATA transactions spilled to body/ files; none may be left behind.
+            body_dir = os.path.join(p.data_dir, "queue", "body")
+            deadline = time.monotonic() + 5
+            while os.path.isdir(body_dir) and os.listdir(body_dir) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertEqual(os.listdir(body_dir) if os.path.isdir(body_dir) else [], [])
+
+    def test_pipelined_batch_larger_than_the_input_buffer(self):
+        # RFC 2920: a client may send a whole batch without waiting. 1000 NOOPs (6000 octets)
+        # fill the 4 KiB input buffer with a partial line at its end; every one is answered.
+        with Petrel() as p:
+            c = start_session(p)
+            c.send(b"NOOP\r\n" * 1000 + b"MAIL FROM:<sender@remote.example>\r\n")
+            for i in range(1000):
+                self.assertEqual(c.reply(), (250, ["250 2.0.0 Ok"]), f"NOOP {i}")
+            self.assertEqual(c.reply(), (250, ["250 2.1.0 Ok"]))
+            # The same with recipients, the batch real clients send.
+            c.send(b"RCPT TO:<alice@example.test>\r\n" * 300 + b"DATA\r\n")
+            for i in range(300):
+                self.assertEqual(c.reply()[0], 250, f"RCPT {i}")
+            c.expect(354)
+            c.send("Subject: batch\r\n\r\nok\r\n.\r\n")
+            c.expect(250)
+            assert_nothing_more(self, c)
 
     def test_unknown_command_flood_is_cut_off(self):
         with Petrel() as p:

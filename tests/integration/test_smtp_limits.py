@@ -122,6 +122,18 @@ class Connections(SmtpTest):
             first[0].closed()
             self.admitted_within(p, 5).cmd("EHLO client.example", 250)
 
+    def test_reconnect_right_after_221_is_admitted(self):
+        # A client that reconnects the moment it reads 221 (as smtp-source and busy MTAs do)
+        # must not find its old session still counted against the limit.
+        with Petrel(smtp_toml="max_connections_per_ip = 2\n") as p:
+            other = self.dial(p)
+            other.expect(220)
+            for round in range(30):
+                c = self.dial(p)
+                self.assertEqual(c.reply()[0], 220, f"round {round}: refused right after a QUIT")
+                c.cmd("QUIT", 221)
+                c.close()
+
     def test_total_limit(self):
         with Petrel(smtp_toml="max_connections = 3\nmax_connections_per_ip = 50\n") as p:
             conns = [self.dial(p, source=f"127.0.0.{i}") for i in (1, 2)]

@@ -92,6 +92,7 @@ address = "127.0.0.1:{self.ports['submissions']}"
             self.cli("alias", "add", alias, *targets)
 
     def start(self, timeout=20):
+        ready_before = self.log().count("server.ready")  # a restart appends to the same log
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen([PETREL_BIN, "serve", "-c", self.config_path], stdout=self._log_file,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -99,7 +100,7 @@ address = "127.0.0.1:{self.ports['submissions']}"
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"petrel exited with {self.proc.returncode}:\n{self.log()}")
-            if "server.ready" in self.log():
+            if self.log().count("server.ready") > ready_before:
                 return
             time.sleep(0.05)
         raise RuntimeError("petrel did not become ready:\n" + self.log())

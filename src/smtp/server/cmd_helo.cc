@@ -8,30 +8,36 @@ namespace {
 
 // The client's name is only recorded (Received:, logs), never trusted: any printable token is
 // taken, as Postfix does by default; what it may not be is empty or full of control octets.
-bool acceptable_helo(std::string_view name) {
-  if (name.empty() || name.size() > 255) return false;
+// Returns the name (the first word of the arguments), or nullopt when it is unacceptable.
+std::optional<std::string_view> helo_name(std::string_view args) {
+  auto name = base::trim(args);
+  if (auto space = name.find(' '); space != std::string_view::npos) name = name.substr(0, space);
+  if (name.empty() || name.size() > 255) return std::nullopt;
   for (char c : name) {
     auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f) return false;
+    if (u <= 0x20 || u == 0x7f) return std::nullopt;
   }
-  return true;
+  return name;
 }
 
 }  // namespace
 
-Session::Next Session::handle_ehlo(std::string_view args) {
-  auto name = base::trim(args);
-  if (auto space = name.find(' '); space != std::string_view::npos) name = name.substr(0, space);
-  if (!acceptable_helo(name)) {
-    send(501, "5.5.4", "Syntax: EHLO hostname");
+std::optional<Session::Next> Session::greet(std::string_view args, bool esmtp) {
+  auto name = helo_name(args);
+  if (!name) {
+    send(501, "5.5.4", esmtp ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
     return count_error() ? Next::kClose : Next::kContinue;
   }
-  // RFC 5321 4.1.4: EHLO in the middle of a transaction resets it.
+  // RFC 5321 4.1.4: EHLO/HELO in the middle of a transaction resets it.
   reset_transaction();
-  helo_ = std::string(name);
-  esmtp_ = true;
+  helo_ = std::string(*name);
+  esmtp_ = esmtp;
   state_ = State::kGreeted;
+  return std::nullopt;
+}
 
+Session::Next Session::handle_ehlo(std::string_view args) {
+  if (auto refused = greet(args, true)) return *refused;
   mail::Reply r;
   r.code = 250;
   r.text = ctx_.config.server.hostname + " Hello [" + client_ip_ + "]";
@@ -43,16 +49,7 @@ Session::Next Session::handle_ehlo(std::string_view args) {
 }
 
 Session::Next Session::handle_helo(std::string_view args) {
-  auto name = base::trim(args);
-  if (auto space = name.find(' '); space != std::string_view::npos) name = name.substr(0, space);
-  if (!acceptable_helo(name)) {
-    send(501, "5.5.4", "Syntax: HELO hostname");
-    return count_error() ? Next::kClose : Next::kContinue;
-  }
-  reset_transaction();
-  helo_ = std::string(name);
-  esmtp_ = false;
-  state_ = State::kGreeted;
+  if (auto refused = greet(args, false)) return *refused;
   send(250, "", ctx_.config.server.hostname);
   return Next::kContinue;
 }

@@ -41,6 +41,7 @@ Session::Next Session::handle_rcpt(std::string_view args) {
     send(452, "4.5.3", "Too many recipients");
     return Next::kContinue;
   }
+  // Reply text may quote the address: Reply::render() strips controls and caps the line.
   const auto& addr = rt.recipient.address;
   if (!rt.postmaster) {
     switch (ctx_.directory.lookup(addr)) {
@@ -48,13 +49,13 @@ Session::Next Session::handle_rcpt(std::string_view args) {
         break;
       case auth::RecipientStatus::kUnknownUser:
         // Refused now rather than accepted and bounced later (no backscatter).
-        send(550, "5.1.1", "<" + base::log_escape(addr.str(), 300) + ">: Recipient address rejected: User unknown");
+        send(550, "5.1.1", "<" + addr.str() + ">: Recipient address rejected: User unknown");
         return count_error() ? Next::kClose : Next::kContinue;
       case auth::RecipientStatus::kNotOurDomain:
         // ARCHITECTURE.md "No open relay, ever": other domains only for trusted or
         // authenticated clients.
         if (!client_trusted()) {
-          send(554, "5.7.1", "<" + base::log_escape(addr.str(), 300) + ">: Relay access denied");
+          send(554, "5.7.1", "<" + addr.str() + ">: Relay access denied");
           return count_error() ? Next::kClose : Next::kContinue;
         }
         break;

@@ -14,7 +14,7 @@ using Next = Session::Next;
 namespace {
 
 constexpr std::size_t kInputBufferSize = 4096;
-constexpr auto kGoodbyeTimeout = std::chrono::seconds(10);
+constexpr auto kGoodbyeTimeout = std::chrono::milliseconds(10000);
 
 std::atomic<std::uint64_t> g_session_counter{0};
 
@@ -185,10 +185,10 @@ net::awaitable<void> Session::run() {
   if (deadline_.expired() && stream_.is_open()) {
     send(421, "4.4.2", ctx_.config.server.hostname + " Timeout, closing connection");
   }
-  if (stream_.is_open()) {
-    deadline_.expire_after(kGoodbyeTimeout);
-    co_await flush();
-  }
+  // The session is over: its connection slot is free before the last reply goes out, so a
+  // client that reconnects as soon as it reads 221 is not counted twice.
+  slot_.reset();
+  if (stream_.is_open()) co_await flush(kGoodbyeTimeout);
   reset_transaction();
   deadline_.cancel();
   stream_.close();
@@ -241,9 +241,9 @@ void Session::log_reply(const mail::Reply& reply) {
              client_ip_, base::log_escape(verb_, 16), reply.code, reply.enhanced, base::log_escape(reply.text));
 }
 
-net::awaitable<bool> Session::flush() {
+net::awaitable<bool> Session::flush(std::optional<std::chrono::milliseconds> timeout) {
   if (out_.empty()) co_return stream_.is_open();
-  deadline_.expire_after(limits_.command_timeout);
+  deadline_.expire_after(timeout ? std::min(*timeout, limits_.command_timeout) : limits_.command_timeout);
   auto ec = co_await stream_.write(net::asio::buffer(out_));
   out_.clear();
   if (out_.capacity() > 4096) out_.shrink_to_fit();

@@ -85,13 +85,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
   net::awaitable<void> run();
   net::awaitable<bool> read_more(std::chrono::milliseconds timeout);
-  net::awaitable<bool> flush();
+  // Sends the queued replies within `timeout` (default: the command timeout).
+  net::awaitable<bool> flush(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   net::awaitable<bool> receive_data();
   net::awaitable<bool> receive_bdat_chunk();
   net::awaitable<bool> start_tls();
   net::awaitable<void> finish_message();
 
   void dispatch_line(std::string_view line, Next& next);
+  // EHLO/HELO common part: records the client's name and resets the session, or replies 501
+  // and returns what the loop does next (nullopt: greeted).
+  std::optional<Next> greet(std::string_view args, bool esmtp);
   void send(const mail::Reply& reply);
   void send(int code, std::string_view enhanced, std::string_view text);
   // Counts an error reply; true when the session has had too many and must end.

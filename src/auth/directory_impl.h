@@ -1,11 +1,13 @@
 // auth/directory_impl.h: Directory over petrel.db: an immutable in-memory snapshot of the
-// domains, account and alias names and catch-alls, replaced whole by refresh().
+// domains, account names, aliases with their targets and catch-alls, replaced whole by refresh().
 //
-// Promise: lookup() and serves_domain() read only the snapshot (one pointer copy under a
+// Promise: lookup(), serves_domain() and resolve() read only the snapshot (one pointer copy under a
 // mutex held for nothing else), so they never block on SQLite and see either the old or the
 // new snapshot, never a mix. refresh() reloads only when `PRAGMA data_version` says another
 // connection committed since the last load; the first call always loads. Password hashes are
 // never read into memory here.
+// resolve() follows the rules in resolution.h; its memory is bounded by kMaxTargets and by the
+// size of the snapshot (each alias is expanded at most once per call).
 // Not done here: writes (AccountStore), deciding relay policy for kNotOurDomain (smtp/policy).
 // Failure: open() fails when the database cannot be opened; a failing refresh() keeps the
 // previous snapshot and returns a temporary error.
@@ -14,7 +16,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "auth/directory.h"
 #include "config/config.h"
@@ -35,14 +39,22 @@ class DirectoryImpl final : public Directory {
 
   RecipientStatus lookup(const mail::Address& address) const override;
   bool serves_domain(std::string_view domain) const override;
+  base::Result<Resolution> resolve(const mail::Address& recipient) const override;
   base::Status refresh() override;
 
  private:
   struct Snapshot {
-    std::unordered_set<std::string> domains;     // lowercase
-    std::unordered_set<std::string> recipients;  // account and alias keys (address_key.h)
-    std::unordered_set<std::string> catch_all;   // domains that have one
+    std::unordered_set<std::string> domains;   // lowercase
+    std::unordered_set<std::string> accounts;  // keys (address_key.h)
+    // Alias key -> targets in the order they were added. A stored target that no longer parses
+    // is kept with an empty domain, so resolution reports it instead of losing it silently.
+    std::unordered_map<std::string, std::vector<mail::Address>> aliases;
+    std::unordered_map<std::string, mail::Address> catch_all;  // domain -> target
+
+    // An account or an alias has this key.
+    bool names(const std::string& key) const { return accounts.contains(key) || aliases.contains(key); }
   };
+  class Expansion;  // one resolve() call (directory_impl.cc)
 
   DirectoryImpl(std::unique_ptr<sqlite::Db> db, const config::AccountsConfig& config);
   std::shared_ptr<const Snapshot> snapshot() const;

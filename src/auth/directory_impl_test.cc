@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "auth/account_store.h"
+#include "auth/sqlite_db.h"
 #include "auth/temp_dir_testing.h"
 
 namespace petrel::auth {
@@ -183,6 +184,266 @@ TEST_F(DirectoryTest, LookupsDuringRefresh) {
   stop = true;
   for (auto& r : readers) r.join();
   EXPECT_EQ(bad.load(), 0);
+}
+
+// ---- resolve() ----
+
+// One line per target, so a table can say what the user would get: the mailbox (folded name and
+// the address as written), the remote address, or the failed address with its status code.
+std::string describe(const DeliveryTarget& t) {
+  switch (t.kind) {
+    case DeliveryTarget::Kind::kMailbox:
+      return "mailbox " + t.mailbox_local + "@" + t.mailbox_domain + " <" + t.address.local + "@" + t.address.domain + ">";
+    case DeliveryTarget::Kind::kRemote: return "remote <" + t.address.local + "@" + t.address.domain + ">";
+    case DeliveryTarget::Kind::kFailed:
+      return "failed <" + t.address.local + "@" + t.address.domain + "> " + t.reason.substr(0, 5);
+  }
+  return "?";
+}
+
+std::vector<std::string> describe(const base::Result<Resolution>& r) {
+  std::vector<std::string> out;
+  if (!r) {
+    out.push_back(std::string(r.error().temporary() ? "temporary" : "permanent") + " error: " + r.error().message);
+    return out;
+  }
+  for (const auto& t : *r) out.push_back(describe(t));
+  return out;
+}
+
+class ResolveTest : public DirectoryTest {
+ protected:
+  void SetUp() override {
+    DirectoryTest::SetUp();
+    if (HasFatalFailure()) return;
+    // Inherited: alice, Bob.Smith; info -> alice; outside -> someone@remote.test;
+    // catchall.test's catch-all -> alice.
+    ASSERT_TRUE(store_->add_domain("loop.test"));
+    ASSERT_TRUE(store_->add_domain("nopm.test"));
+    ASSERT_TRUE(store_->add_user("carol@example.test", "pw"));
+    ASSERT_TRUE(store_->add_user("dan@nopm.test", "pw"));
+    alias("postmaster@example.test", {"alice@example.test"});
+    alias("team@example.test", {"alice@example.test", "Carol@example.test", "Friend@Remote.test"});
+    alias("n1@example.test", {"n2@example.test"});
+    alias("n2@example.test", {"n3@example.test"});
+    alias("n3@example.test", {"bob.smith@example.test"});
+    alias("la@example.test", {"lb@example.test", "alice@example.test"});
+    alias("lb@example.test", {"la@example.test", "carol@example.test"});
+    alias("pa@example.test", {"pb@example.test"});
+    alias("pb@example.test", {"pa@example.test"});
+    alias("broken@example.test", {"ghost@example.test", "alice@example.test"});
+    alias("dup@example.test", {"alice@example.test", "team@example.test", "info@example.test", "alice+x@example.test",
+                               "friend@remote.test", "n1@example.test", "n3@example.test"});
+    alias("tagged@example.test", {"carol+lists@example.test"});
+    // A catch-all whose target would be caught by itself.
+    ASSERT_TRUE(store_->set_catch_all("loop.test", "ghost@loop.test"));
+  }
+
+  void alias(const std::string& address, const std::vector<std::string>& targets) {
+    for (const auto& t : targets) ASSERT_TRUE(store_->add_alias(address, t)) << address << " -> " << t;
+  }
+
+  // Many targets in one transaction (add_alias syncs each one).
+  void bulk_alias(const std::string& local, const std::string& domain, const std::vector<std::string>& targets) {
+    auto db = sqlite::Db::open(dir_.db());
+    ASSERT_TRUE(db);
+    ASSERT_TRUE(db->exec("BEGIN"));
+    for (const auto& t : targets) {
+      auto stmt = db->prepare("INSERT INTO aliases (address, domain, target, created_at) VALUES (?1, ?2, ?3, 0)");
+      ASSERT_TRUE(stmt);
+      stmt->bind(1, local + "@" + domain).bind(2, domain).bind(3, t);
+      ASSERT_TRUE(stmt->run());
+    }
+    ASSERT_TRUE(db->exec("COMMIT"));
+  }
+};
+
+TEST_F(ResolveTest, Table) {
+  auto directory = open_directory();
+  ASSERT_TRUE(directory);
+  struct Case {
+    mail::Address recipient;
+    std::vector<std::string> want;  // describe() of each target, or of the error
+  };
+  const Case cases[] = {
+      // Accounts; case folded for the mailbox, kept in the address.
+      {{"alice", "example.test"}, {"mailbox alice@example.test <alice@example.test>"}},
+      {{"ALICE", "Example.TEST"}, {"mailbox alice@example.test <ALICE@Example.TEST>"}},
+      {{"Bob.Smith", "EXAMPLE.test"}, {"mailbox bob.smith@example.test <Bob.Smith@EXAMPLE.test>"}},
+      // Aliases: two locals and a remote, in the order added; a remote keeps its local part.
+      {{"team", "example.test"},
+       {"mailbox alice@example.test <alice@example.test>", "mailbox carol@example.test <Carol@example.test>",
+        "remote <Friend@remote.test>"}},
+      {{"Outside", "example.test"}, {"remote <someone@remote.test>"}},
+      // Nested three deep.
+      {{"n1", "example.test"}, {"mailbox bob.smith@example.test <bob.smith@example.test>"}},
+      // a -> b -> a: the loop is skipped, the other targets stay (b's first: depth first).
+      {{"la", "example.test"},
+       {"mailbox carol@example.test <carol@example.test>", "mailbox alice@example.test <alice@example.test>"}},
+      {{"lb", "example.test"},
+       {"mailbox alice@example.test <alice@example.test>", "mailbox carol@example.test <carol@example.test>"}},
+      // Only a loop: nothing to deliver to.
+      {{"pa", "example.test"},
+       {"permanent error: 5.4.6 <pa@example.test>: alias expansion yields no target (alias loop)"}},
+      // RFC 5233 subaddresses, of an account and of an alias; the address keeps the tag.
+      {{"Alice+News", "example.test"}, {"mailbox alice@example.test <Alice+News@example.test>"}},
+      {{"alice+a+b", "example.test"}, {"mailbox alice@example.test <alice+a+b@example.test>"}},
+      {{"info+x", "example.test"}, {"mailbox alice@example.test <alice@example.test>"}},
+      {{"tagged", "example.test"}, {"mailbox carol@example.test <carol+lists@example.test>"}},
+      {{"+alice", "example.test"}, {"permanent error: 5.1.1 <+alice@example.test>: unknown user"}},
+      // Unknown users.
+      {{"nobody", "example.test"}, {"permanent error: 5.1.1 <nobody@example.test>: unknown user"}},
+      {{"nobody+alice", "example.test"}, {"permanent error: 5.1.1 <nobody+alice@example.test>: unknown user"}},
+      // Catch-all: its target is resolved like any address.
+      {{"Anything", "CatchAll.test"}, {"mailbox alice@example.test <alice@example.test>"}},
+      {{"x+y", "catchall.test"}, {"mailbox alice@example.test <alice@example.test>"}},
+      // A catch-all pointing into its own domain at nobody: that target fails, no loop.
+      {{"someone", "loop.test"}, {"failed <ghost@loop.test> 5.1.1"}},
+      {{"ghost", "loop.test"}, {"failed <ghost@loop.test> 5.1.1"}},
+      // Postmaster: defined, by catch-all, missing.
+      {{"PostMaster", "example.test"}, {"mailbox alice@example.test <alice@example.test>"}},
+      {{"postmaster", "catchall.test"}, {"mailbox alice@example.test <alice@example.test>"}},
+      {{"postmaster", "nopm.test"},
+       {"permanent error: 5.1.1 <postmaster@nopm.test>: postmaster is not defined; RFC 5321 4.5.1 requires it "
+        "and this server accepts it, so the operator must add an account or alias for it"}},
+      {{"Postmaster", ""},
+       {"permanent error: 5.1.1 <Postmaster>: no domain to deliver it in; address postmaster@ one of our "
+        "domains"}},
+      // A dangling target fails alone; the rest is delivered.
+      {{"broken", "example.test"},
+       {"failed <ghost@example.test> 5.1.1", "mailbox alice@example.test <alice@example.test>"}},
+      // Duplicates: one mailbox once, one remote address once (the first kept).
+      {{"dup", "example.test"},
+       {"mailbox alice@example.test <alice@example.test>", "mailbox carol@example.test <Carol@example.test>",
+        "remote <Friend@remote.test>", "remote <friend@remote.test>",
+        "mailbox bob.smith@example.test <bob.smith@example.test>"}},
+      // Not ours: the recipient as given, for the caller's relay policy.
+      {{"Bob", "Elsewhere.TEST"}, {"remote <Bob@Elsewhere.TEST>"}},
+      {{"alice", "sub.example.test"}, {"remote <alice@sub.example.test>"}},
+      {{"alice", "[192.0.2.1]"}, {"remote <alice@[192.0.2.1]>"}},
+      {{"postmaster", "elsewhere.test"}, {"remote <postmaster@elsewhere.test>"}},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(describe(directory->resolve(c.recipient)), c.want) << c.recipient.local << "@" << c.recipient.domain;
+  }
+}
+
+TEST_F(ResolveTest, ErrorsArePermanentAndFailedPartsSayWhy) {
+  auto directory = open_directory();
+  ASSERT_TRUE(directory);
+  for (const mail::Address& a : {mail::Address{"nobody", "example.test"}, mail::Address{"postmaster", "nopm.test"},
+                                 mail::Address{"pa", "example.test"}}) {
+    auto r = directory->resolve(a);
+    ASSERT_FALSE(r) << a.str();
+    EXPECT_FALSE(r.error().temporary()) << a.str();
+  }
+  auto r = directory->resolve({"broken", "example.test"});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].kind, DeliveryTarget::Kind::kFailed);
+  // The sender sees the failed address, not the alias that led to it.
+  EXPECT_EQ((*r)[0].reason, "5.1.1 <ghost@example.test>: unknown user");
+  EXPECT_TRUE((*r)[0].mailbox_local.empty());
+}
+
+TEST_F(ResolveTest, SubaddressingOff) {
+  auto directory = open_directory("");
+  ASSERT_TRUE(directory);
+  EXPECT_EQ(describe(directory->resolve({"alice+news", "example.test"})),
+            std::vector<std::string>{"permanent error: 5.1.1 <alice+news@example.test>: unknown user"});
+  EXPECT_EQ(describe(directory->resolve({"info+x", "example.test"})),
+            std::vector<std::string>{"permanent error: 5.1.1 <info+x@example.test>: unknown user"});
+  // With the catch-all, the whole "x+y" is an unknown user it catches.
+  EXPECT_EQ(describe(directory->resolve({"alice+news", "catchall.test"})),
+            std::vector<std::string>{"mailbox alice@example.test <alice@example.test>"});
+  // An alias target with a tag is now a dangling target.
+  EXPECT_EQ(describe(directory->resolve({"tagged", "example.test"})),
+            std::vector<std::string>{"failed <carol+lists@example.test> 5.1.1"});
+}
+
+TEST_F(ResolveTest, OtherSeparator) {
+  auto directory = open_directory("-");
+  ASSERT_TRUE(directory);
+  EXPECT_EQ(describe(directory->resolve({"alice-news", "example.test"})),
+            std::vector<std::string>{"mailbox alice@example.test <alice-news@example.test>"});
+  EXPECT_FALSE(directory->resolve({"alice+news", "example.test"}));
+}
+
+// Depth: a chain of 10 aliases is delivered, 11 is refused (permanent: it will not fix itself).
+TEST_F(ResolveTest, ChainLimit) {
+  for (int i = 1; i <= 11; ++i) {
+    alias("c" + std::to_string(i) + "@example.test", {i == 11 ? "carol@example.test" : "c" + std::to_string(i + 1) + "@example.test"});
+  }
+  auto directory = open_directory();
+  ASSERT_TRUE(directory);
+  EXPECT_EQ(describe(directory->resolve({"c2", "example.test"})),
+            std::vector<std::string>{"mailbox carol@example.test <carol@example.test>"});
+  EXPECT_EQ(describe(directory->resolve({"c1", "example.test"})),
+            std::vector<std::string>{"permanent error: 5.2.4 <c1@example.test>: alias expansion too deep (more than 10 levels)"});
+  // A catch-all counts as a level: catchall.test -> c2 is 1 + 10.
+  ASSERT_TRUE(store_->set_catch_all("catchall.test", "c2@example.test"));
+  ASSERT_TRUE(directory->refresh());
+  auto r = directory->resolve({"anyone", "catchall.test"});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("too deep"), std::string::npos) << r.error().message;
+}
+
+// Fan-out: 1000 targets are delivered, 1001 refused; duplicates do not count.
+TEST_F(ResolveTest, FanOutLimit) {
+  std::vector<std::string> targets;
+  for (int i = 0; i < 1000; ++i) targets.push_back("r" + std::to_string(i) + "@remote.test");
+  bulk_alias("wide", "example.test", targets);
+  bulk_alias("wide2", "example.test", {"wide@example.test", "r0@remote.test", "r999@remote.test"});
+  targets.push_back("r1000@remote.test");
+  bulk_alias("wider", "example.test", targets);
+  bulk_alias("wider2", "example.test", {"wide@example.test", "alice@example.test"});
+  auto directory = open_directory();
+  ASSERT_TRUE(directory);
+
+  auto wide = directory->resolve({"wide", "example.test"});
+  ASSERT_TRUE(wide) << wide.error().message;
+  ASSERT_EQ(wide->size(), 1000u);
+  EXPECT_EQ(describe(wide->front()), "remote <r0@remote.test>");
+  EXPECT_EQ(describe(wide->back()), "remote <r999@remote.test>");
+  auto wide2 = directory->resolve({"wide2", "example.test"});
+  ASSERT_TRUE(wide2) << wide2.error().message;
+  EXPECT_EQ(wide2->size(), 1000u);
+
+  const std::string too_large = " alias expansion too large (more than 1000 targets)";
+  EXPECT_EQ(describe(directory->resolve({"wider", "example.test"})),
+            std::vector<std::string>{"permanent error: 5.2.4 <wider@example.test>:" + too_large});
+  EXPECT_EQ(describe(directory->resolve({"wider2", "example.test"})),
+            std::vector<std::string>{"permanent error: 5.2.4 <wider2@example.test>:" + too_large});
+}
+
+// An alias reachable by many paths is expanded once: nine levels of ten aliases, each pointing
+// to all ten of the next level, is 10^9 paths (a walk that followed each would never end) but
+// 900 steps, and one mailbox.
+TEST_F(ResolveTest, DiamondsAreExpandedOnce) {
+  const auto name = [](int level, int i) { return "d" + std::to_string(level) + "x" + std::to_string(i); };
+  for (int level = 0; level < 9; ++level) {
+    for (int i = 0; i < 10; ++i) {
+      std::vector<std::string> next;
+      for (int j = 0; j < 10; ++j) next.push_back(level == 8 ? "alice@example.test" : name(level + 1, j) + "@example.test");
+      if (level == 8) next.resize(1);
+      bulk_alias(name(level, i), "example.test", next);
+    }
+  }
+  auto directory = open_directory();
+  ASSERT_TRUE(directory);
+  EXPECT_EQ(describe(directory->resolve({"d0x0", "example.test"})),
+            std::vector<std::string>{"mailbox alice@example.test <alice@example.test>"});
+}
+
+TEST_F(ResolveTest, SeesRefreshedSnapshot) {
+  auto directory = open_directory();
+  ASSERT_TRUE(directory);
+  EXPECT_FALSE(directory->resolve({"erin", "example.test"}));
+  ASSERT_TRUE(store_->add_alias("erin@example.test", "carol@example.test"));
+  EXPECT_FALSE(directory->resolve({"erin", "example.test"}));  // the snapshot until refresh()
+  ASSERT_TRUE(directory->refresh());
+  EXPECT_EQ(describe(directory->resolve({"erin", "example.test"})),
+            std::vector<std::string>{"mailbox carol@example.test <carol@example.test>"});
 }
 
 }  // namespace

@@ -4,22 +4,7 @@ it: SIZE (RFC 1870), 8BITMIME (RFC 6152), SMTPUTF8 (RFC 6531), CHUNKING/BDAT (RF
 DSN (RFC 3461) and PIPELINING (RFC 2920)."""
 import unittest
 
-from petrel import Dialog, Petrel, message
-
-
-def codes(reply_text):
-    parts = reply_text.split("\n")[0].split(" ", 2)
-    return parts[0], parts[1] if len(parts) > 1 else ""
-
-
-def without_received(body):
-    """The stored message minus the Received: header the server put on top."""
-    lines = body.split(b"\r\n")
-    assert lines[0].startswith(b"Received: "), body[:200]
-    i = 1
-    while lines[i].startswith(b"\t"):
-        i += 1
-    return b"\r\n".join(lines[i:])
+from petrel import codes, Dialog, message, Petrel, without_received
 
 
 class SmtpTest(unittest.TestCase):

@@ -15,7 +15,7 @@ import threading
 import time
 import unittest
 
-from petrel import Dialog, Petrel, client_tls_context, message
+from petrel import client_tls_context, Dialog, message, Petrel, proc_status_kib
 
 SMUGGLING_VARIANTS = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n\x00.\r\n"]
 
@@ -80,15 +80,6 @@ def greet_many(p, n):
         raise
 
 
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-# What a dying server leaves in its log (stderr is captured there too).
 CRASH_MARKERS = ("assertion failed", "terminate called", "Sanitizer", "server.fatal", "Segmentation fault")
 
 
@@ -314,7 +305,7 @@ class Floods(unittest.TestCase):
         print(f"\ngarbage flood seed={seed} (PETREL_TEST_SEED to repeat)")
         with Petrel() as p:
             pid = p.proc.pid
-            base_rss = rss_kib(pid)
+            base_rss = proc_status_kib(pid)
             peak = [base_rss]
             stop = threading.Event()
             sent_total = [0]
@@ -323,7 +314,7 @@ class Floods(unittest.TestCase):
             def sampler():
                 while not stop.is_set():
                     try:
-                        peak[0] = max(peak[0], rss_kib(pid))
+                        peak[0] = max(peak[0], proc_status_kib(pid))
                     except OSError:
                         return
                     time.sleep(0.02)

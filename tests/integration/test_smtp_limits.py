@@ -7,21 +7,7 @@ import socket
 import time
 import unittest
 
-from petrel import Dialog, Petrel, message
-
-
-def codes(reply_text):
-    parts = reply_text.split("\n")[0].split(" ", 2)
-    return parts[0], parts[1] if len(parts) > 1 else ""
-
-
-def without_received(body):
-    lines = body.split(b"\r\n")
-    assert lines[0].startswith(b"Received: "), body[:200]
-    i = 1
-    while lines[i].startswith(b"\t"):
-        i += 1
-    return b"\r\n".join(lines[i:])
+from petrel import codes, Dialog, message, Petrel, proc_status_kib, without_received
 
 
 class SourceDialog(Dialog):
@@ -30,14 +16,6 @@ class SourceDialog(Dialog):
     def __init__(self, port, source, timeout=10):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
         self.buf = b""
-
-
-def vm_kib(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
 class SmtpTest(unittest.TestCase):
@@ -295,14 +273,14 @@ class Storage(SmtpTest):
             c.cmd("MAIL FROM:<a@remote.example> SIZE=%d" % size, 250)
             c.cmd("RCPT TO:<alice@example.test>", 250)
             c.cmd("DATA", 354)
-            rss_before = vm_kib(pid, "VmRSS")
+            rss_before = proc_status_kib(pid, "VmRSS")
             msg = message(subject="ten mebibytes", size=size).encode()
             for i in range(0, len(msg), 1 << 20):
                 c.send(msg[i:i + (1 << 20)])
             c.send(b".\r\n")
             c.sock.settimeout(30)
             qid = c.expect(250).split()[-1]
-            peak = vm_kib(pid, "VmHWM")
+            peak = proc_status_kib(pid, "VmHWM")
             # The whole message went to the spool, not into the server's memory.
             self.assertLess(peak - rss_before, 5 << 10, f"RSS grew from {rss_before} KiB to a peak of {peak} KiB")
             stored = without_received(p.queue_body(qid))

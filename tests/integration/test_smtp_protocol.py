@@ -4,7 +4,7 @@ RFC 2920), seen from a client on loopback: reply codes, enhanced codes, and what
 import re
 import unittest
 
-from petrel import Dialog, Petrel, message
+from petrel import codes, Dialog, message, Petrel, split_received
 
 # RFC 2034: "250 2.1.0 Ok" or "250-2.0.0 ..." on every line of the reply.
 ENHANCED = re.compile(r"^[2-5]\d\d[ -][245]\.\d{1,3}\.\d{1,3} ")
@@ -22,23 +22,6 @@ class SmtpTest(unittest.TestCase):
         c = self.dial(p)
         c.cmd("EHLO client.example", 250)
         return c
-
-
-def codes(reply_text):
-    """'550 5.1.1 text' → ('550', '5.1.1')."""
-    first = reply_text.split("\n")[0]
-    parts = first.split(" ", 2)
-    return parts[0], parts[1] if len(parts) > 1 else ""
-
-
-def stored_headers_and_rest(body):
-    """Splits a stored message into its leading Received: header (added by us) and the rest."""
-    lines = body.split(b"\r\n")
-    assert lines[0].startswith(b"Received: "), body[:200]
-    i = 1
-    while lines[i].startswith(b"\t"):
-        i += 1
-    return b"\r\n".join(lines[:i]) + b"\r\n", b"\r\n".join(lines[i:])
 
 
 class CommandOrder(SmtpTest):
@@ -238,7 +221,7 @@ class Transfer(SmtpTest):
             self.assertEqual(c.reply()[0], 221)
             self.assertTrue(c.closed())
             self.assertEqual(p.queue_ids(), [qid])
-            _, rest = stored_headers_and_rest(p.queue_body(qid))
+            _, rest = split_received(p.queue_body(qid))
             self.assertEqual(rest, msg.encode())
 
     def test_several_messages_in_one_session(self):
@@ -255,7 +238,7 @@ class Transfer(SmtpTest):
             c.cmd("QUIT", 221)
             self.assertEqual(sorted(p.queue_ids()), sorted(sent))
             for qid, msg in sent.items():
-                self.assertEqual(stored_headers_and_rest(p.queue_body(qid))[1], msg.encode())
+                self.assertEqual(split_received(p.queue_body(qid))[1], msg.encode())
 
     def test_dot_stuffed_lines_stored_unstuffed(self):
         original = (b"From: <a@remote.example>\r\nSubject: dots\r\n\r\n.leading dot\r\n..two dots\r\n.\t.\r\n"
@@ -269,7 +252,7 @@ class Transfer(SmtpTest):
             c.cmd("DATA", 354)
             c.send(stuffed + b".\r\n")
             qid = c.expect(250).split()[-1]
-            self.assertEqual(stored_headers_and_rest(p.queue_body(qid))[1], original)
+            self.assertEqual(split_received(p.queue_body(qid))[1], original)
 
     def test_8bit_body_stored_byte_exact(self):
         original = ("From: <a@remote.example>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nMIME-Version: 1.0\r\n"
@@ -282,7 +265,7 @@ class Transfer(SmtpTest):
             c.cmd("DATA", 354)
             c.send(original + b".\r\n")
             qid = c.expect(250).split()[-1]
-            self.assertEqual(stored_headers_and_rest(p.queue_body(qid))[1], original)
+            self.assertEqual(split_received(p.queue_body(qid))[1], original)
             show = p.cli("queue", "show", qid).stdout
             self.assertIn("8BITMIME", show.upper())
 
@@ -301,12 +284,12 @@ class Transfer(SmtpTest):
             c.send(message(subject="two") + ".\r\n")
             two = c.expect(250).split()[-1]
 
-            received, _ = stored_headers_and_rest(p.queue_body(one))
+            received, _ = split_received(p.queue_body(one))
             self.assertIn(b"from client.example ([127.0.0.1])", received)
             self.assertIn(b"by mx.example.test", received)
             self.assertIn(b"with ESMTP id " + one.encode(), received)
             self.assertIn(b"for <alice@example.test>;", received)
-            received, _ = stored_headers_and_rest(p.queue_body(two))
+            received, _ = split_received(p.queue_body(two))
             self.assertIn(b"id " + two.encode(), received)
             self.assertNotIn(b"for <", received)  # several recipients: not disclosed to each other
 

@@ -9,12 +9,7 @@ import subprocess
 import unittest
 import warnings
 
-from petrel import Dialog, Petrel, client_tls_context, message
-
-
-def codes(reply_text):
-    parts = reply_text.split("\n")[0].split(" ", 2)
-    return parts[0], parts[1] if len(parts) > 1 else ""
+from petrel import client_tls_context, codes, Dialog, message, Petrel
 
 
 class SmtpTest(unittest.TestCase):

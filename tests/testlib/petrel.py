@@ -230,6 +230,36 @@ class Dialog:
         self.buf = b""
 
 
+def codes(reply_text):
+    """'550 5.1.1 text' → ('550', '5.1.1'): the code and enhanced status of a reply's first line."""
+    parts = reply_text.split("\n")[0].split(" ", 2)
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+def split_received(body):
+    """Splits a stored message into the Received: header Petrel put on top and the rest."""
+    lines = body.split(b"\r\n")
+    assert lines[0].startswith(b"Received: "), body[:200]
+    i = 1
+    while lines[i].startswith(b"\t"):
+        i += 1
+    return b"\r\n".join(lines[:i]) + b"\r\n", b"\r\n".join(lines[i:])
+
+
+def without_received(body):
+    """The stored message minus the Received: header the server put on top."""
+    return split_received(body)[1]
+
+
+def proc_status_kib(pid, field="VmRSS"):
+    """A memory figure of a process from /proc/PID/status, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
 def client_tls_context():
     ctx = ssl.create_default_context()
     ctx.check_hostname = False

@@ -114,7 +114,7 @@ base::Result<std::vector<std::string>> list_dir(const std::string& path) {
   return names;
 }
 
-base::Result<std::vector<std::uint64_t>> list_segments(const std::string& log_dir) {
+base::Result<std::vector<std::uint64_t>> list_segment_files(const std::string& log_dir) {
   auto names = list_dir(log_dir);
   if (!names) return names.error();
   std::vector<std::uint64_t> seqs;
@@ -234,10 +234,14 @@ struct SegmentResult {
   bool missing = false;  // removed between listing and opening
 };
 
-// Scans one segment; `fn` gets each decoded message. Header damage is reported in the
-// result (and counted), not as an error: the other segments are still worth reading.
-base::Result<SegmentResult> scan_one(const Spool& spool, std::uint64_t seq, ScanReport& report,
-                                     const std::function<void(std::uint64_t, format::MessageRecord&&)>& fn) {
+using MessageFn = std::function<void(std::uint64_t, format::MessageRecord&&)>;
+using StateFn = std::function<void(format::RecipientState&&)>;
+
+// Scans one segment; `fn` gets each decoded message, `on_state` (when given) each decoded
+// recipient state. Header damage is reported in the result (and counted), not as an error:
+// the other segments are still worth reading.
+base::Result<SegmentResult> scan_one(const Spool& spool, std::uint64_t seq, ScanReport& report, const MessageFn& fn,
+                                     const StateFn* on_state = nullptr) {
   std::string path = spool.segment_path(seq);
   SegmentResult r;
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -261,8 +265,19 @@ base::Result<SegmentResult> scan_one(const Spool& spool, std::uint64_t seq, Scan
 
   SegmentScanner scanner(fd.get(), r.size, h->salt, path);
   auto end = scanner.scan(report, [&](std::uint64_t offset, const format::RecordHeader& rh, std::string_view payload) {
+    if (rh.type == static_cast<std::uint8_t>(format::RecordType::kRecipientState)) {
+      auto state = format::decode_state(payload);
+      if (!state) {
+        ++report.unknown_records;
+        PETREL_LOG(kError, "queue.corrupt", "segment={} offset={} error=\"{}\"", path, offset, state.error().message);
+        return;
+      }
+      ++report.states;
+      if (on_state) (*on_state)(std::move(*state));
+      return;
+    }
     if (rh.type != static_cast<std::uint8_t>(format::RecordType::kMessage)) {
-      ++report.unknown_records;  // kRecipientState and later types: not ours to read yet
+      ++report.unknown_records;  // a later type: not ours to read
       return;
     }
     auto m = format::decode_message(payload);
@@ -371,7 +386,7 @@ base::Result<std::unique_ptr<Spool>> Spool::open(const std::string& data_dir, co
 }
 
 base::Status Spool::recover() {
-  auto seqs = list_segments(log_dir_);
+  auto seqs = list_segment_files(log_dir_);
   if (!seqs) return seqs.error();
   std::unordered_set<std::string> spilled;  // ids whose body is a committed spill file
 
@@ -388,6 +403,7 @@ base::Status Spool::recover() {
     next_sequence_ = seq + 1;
     std::string path = segment_path(seq);
 
+    if (recovery_.corrupt_regions != before.corrupt_regions) damaged_.insert(seq);
     if (!r->header_ok) {
       // A segment created but whose header never reached the disk holds nothing acknowledged
       // (records follow the header's sync): remove it. A damaged header on a segment with
@@ -397,6 +413,7 @@ base::Status Spool::recover() {
         if (auto d = io::sync_dir(log_dir_, io_); !d) return d.error();
         PETREL_LOG(kWarn, "queue.recover", "segment={} action=removed-empty", path);
       } else {
+        damaged_.insert(seq);
         recovery_.corrupt_bytes += r->size;
         ++recovery_.corrupt_regions;
         PETREL_LOG(kError, "queue.corrupt", "segment={} error=\"bad segment header\" skipped={}", path, r->size);
@@ -449,7 +466,7 @@ base::Status Spool::recover() {
 }
 
 base::Status Spool::for_each_message(const std::function<void(const StoredMessage&)>& fn, ScanReport* report) const {
-  auto seqs = list_segments(log_dir_);
+  auto seqs = list_segment_files(log_dir_);
   if (!seqs) return seqs.error();
   ScanReport local;
   ScanReport& rep = report ? *report : local;
@@ -460,6 +477,63 @@ base::Status Spool::for_each_message(const std::function<void(const StoredMessag
     if (!r) return r.error();  // (a segment removed since the listing comes back as `missing`)
   }
   return {};
+}
+
+base::Status Spool::for_each_record(const std::function<void(const StoredMessage&)>& on_message,
+                                    const std::function<void(const RecipientState&, std::uint64_t)>& on_state,
+                                    ScanReport* report) const {
+  auto seqs = list_segment_files(log_dir_);
+  if (!seqs) return seqs.error();
+  ScanReport local;
+  ScanReport& rep = report ? *report : local;
+  for (std::uint64_t seq : *seqs) {
+    StateFn states = [&](format::RecipientState&& st) { on_state(st, seq); };
+    auto r = scan_one(
+        *this, seq, rep,
+        [&](std::uint64_t offset, format::MessageRecord&& m) { on_message(to_stored(*this, seq, offset, std::move(m))); },
+        &states);
+    if (!r) return r.error();
+  }
+  return {};
+}
+
+base::Result<StoredMessage> Spool::read_message_at(std::uint64_t segment, std::uint64_t record_offset) const {
+  std::string path = segment_path(segment);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return base::errno_error("open " + path, errno);
+  char hb[format::kSegmentHeaderSize];
+  if (auto s = io::pread_all(fd.get(), hb, sizeof hb, 0, "read spool segment"); !s) return s.error();
+  auto h = format::decode_segment_header(std::string_view(hb, sizeof hb));
+  if (!h) return h.error();
+  char rb[format::kRecordHeaderSize];
+  if (auto s = io::pread_all(fd.get(), rb, sizeof rb, record_offset, "read spool record"); !s) return s.error();
+  std::string_view rv(rb, sizeof rb);
+  auto rh = format::decode_record_header(rv);
+  if (!rh) return rh.error();
+  if (rh->type != static_cast<std::uint8_t>(format::RecordType::kMessage)) {
+    return base::temporary_error(fmt::format("{} offset {}: not a message record", path, record_offset));
+  }
+  std::string payload(rh->length, '\0');
+  if (auto s = io::pread_all(fd.get(), payload.data(), payload.size(), record_offset + format::kRecordHeaderSize,
+                             "read spool record");
+      !s) {
+    return s.error();
+  }
+  if (!format::record_crc_ok(h->salt, rv, payload, rh->crc)) {
+    return base::temporary_error(fmt::format("{} offset {}: record CRC mismatch", path, record_offset));
+  }
+  auto m = format::decode_message(payload);
+  if (!m) return m.error();
+  return to_stored(*this, segment, record_offset, std::move(*m));
+}
+
+base::Result<std::vector<std::uint64_t>> Spool::list_segments() const { return queue::list_segment_files(log_dir_); }
+
+base::Status Spool::remove_segment(std::uint64_t sequence) const {
+  PETREL_ASSERT(mode_ == Mode::kWritable, "remove_segment on a read-only spool");
+  std::string path = segment_path(sequence);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return base::errno_error("unlink " + path, errno);
+  return io::sync_dir(log_dir_, io_);
 }
 
 base::Result<std::optional<StoredMessage>> Spool::find(std::string_view id) const {

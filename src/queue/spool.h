@@ -12,7 +12,10 @@
 // a corrupt record in the middle is skipped (counted and logged) and reading resumes at the
 // next valid record. Reading memory is bounded by one record (format::kMaxRecordPayload) and
 // a body is streamed, whatever the queue length.
-// Not done here: writing (intake_impl.h), quarantine of corrupt records, delivery state.
+// Delivery state: for_each_record() also reports RECIPIENT_STATE records; read_message_at()
+// re-reads one message by its location; remove_segment() deletes a segment the scheduler has
+// retired (scheduler.h decides which).
+// Not done here: writing (intake_impl.h), quarantine of corrupt records, delivery decisions.
 // Failure: I/O problems are temporary errors (base::errno_error).
 #pragma once
 
@@ -22,8 +25,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "config/config.h"
@@ -41,6 +46,9 @@ struct SpoolIo {
   };
 };
 
+using RecipientState = format::RecipientState;
+using RecipientStatus = format::RecipientStatus;
+
 struct StoredMessage {
   std::string id;
   mail::Envelope envelope;
@@ -49,7 +57,8 @@ struct StoredMessage {
   // otherwise.
   std::string body_path;
   std::uint64_t body_offset = 0;
-  // Where the record is (for diagnostics and the coming state records).
+  // Where the record is: read_message_at(segment, record_offset) finds it again, and the
+  // scheduler retires segments by their sequence.
   std::uint64_t segment = 0;
   std::uint64_t record_offset = 0;
 };
@@ -59,6 +68,7 @@ struct ScanReport {
   std::uint64_t segments = 0;
   std::uint64_t records = 0;
   std::uint64_t messages = 0;
+  std::uint64_t states = 0;           // RECIPIENT_STATE records
   std::uint64_t unknown_records = 0;  // valid CRC, type we do not know: skipped
   std::uint64_t corrupt_regions = 0;  // bad bytes followed by a valid record: skipped
   std::uint64_t corrupt_bytes = 0;
@@ -90,12 +100,30 @@ class Spool {
   // written right now, or a torn tail) are not reported. Thread: any; reads only.
   base::Status for_each_message(const std::function<void(const StoredMessage&)>& fn,
                                 ScanReport* report = nullptr) const;
+  // Calls `on_message` for every committed message and `on_state` for every recipient-state
+  // record, interleaved in log order (segment by segment, in each in write order), with the
+  // sequence of the segment that holds the record. Same rules as for_each_message().
+  base::Status for_each_record(const std::function<void(const StoredMessage&)>& on_message,
+                               const std::function<void(const RecipientState&, std::uint64_t segment)>& on_state,
+                               ScanReport* report = nullptr) const;
+  // The message whose record starts at `record_offset` in segment `segment` (as reported in
+  // StoredMessage): header, bounds and CRC checked, payload decoded. Thread: any.
+  base::Result<StoredMessage> read_message_at(std::uint64_t segment, std::uint64_t record_offset) const;
   // The message with this id, or nullopt.
   base::Result<std::optional<StoredMessage>> find(std::string_view id) const;
 
   base::Result<std::unique_ptr<BodyReader>> open_body(const StoredMessage& message) const;
   // The whole body into `out` (replacing it), CRC verified.
   base::Status read_body(const StoredMessage& message, std::string& out) const;
+
+  // Sequence numbers of the segment files now in log/, ascending.
+  base::Result<std::vector<std::uint64_t>> list_segments() const;
+  // Deletes one segment file and syncs log/ (writable mode only). The caller guarantees that
+  // nothing in it is needed any more and that it is not the segment being appended to.
+  base::Status remove_segment(std::uint64_t sequence) const;
+  // Segments in which open() found damage (a bad header or corrupt records): kept for the
+  // operator, never removed by retiring.
+  const std::set<std::uint64_t>& damaged_segments() const { return damaged_; }
 
   const ScanReport& recovery() const { return recovery_; }
   Mode mode() const { return mode_; }
@@ -125,6 +153,7 @@ class Spool {
   std::string queue_dir_, log_dir_, body_dir_;
   int lock_fd_ = -1;
   ScanReport recovery_;
+  std::set<std::uint64_t> damaged_;
   std::uint64_t last_segment_ = 0;
   std::uint64_t last_segment_size_ = 0;
   std::uint64_t last_segment_salt_ = 0;

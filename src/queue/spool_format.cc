@@ -1,5 +1,5 @@
-// spool_format.cc: encoding and bounded decoding of segment headers, records and MESSAGE
-// payloads. Everything little-endian; layout in queue/README.md.
+// spool_format.cc: encoding and bounded decoding of segment headers, records, MESSAGE and
+// RECIPIENT_STATE payloads. Everything little-endian; layout in queue/README.md.
 #include "queue/spool_format.h"
 
 #include <zlib.h>
@@ -260,6 +260,47 @@ base::Result<MessageRecord> decode_message(std::string_view payload) {
   }
   if (r.left() != 0) return bad("trailing bytes after message");
   return m;
+}
+
+// ---- RECIPIENT_STATE payload ----
+
+base::Status encode_state(const RecipientState& st, std::string& payload) {
+  PETREL_ASSERT(base::is_queue_id(st.id), "encode_state: not a queue id");
+  payload.clear();
+  bool ok = true;
+  put_u8(payload, kStateVersion);
+  ok &= put_str(payload, st.id);
+  put_le<std::uint32_t>(payload, st.recipient);
+  put_u8(payload, static_cast<std::uint8_t>(st.status));
+  put_le<std::uint32_t>(payload, st.attempts);
+  put_le<std::int64_t>(payload, st.next_attempt);
+  put_le<std::uint16_t>(payload, st.reply_code);
+  ok &= put_str(payload, st.enhanced);
+  ok &= put_str(payload, st.text);
+  ok &= put_str(payload, st.remote_host);
+  if (!ok || payload.size() > kMaxRecordPayload) {
+    payload.clear();
+    return bad("recipient state too large for one record");
+  }
+  return {};
+}
+
+base::Result<RecipientState> decode_state(std::string_view payload) {
+  Reader r(payload);
+  RecipientState st;
+  std::uint8_t version = 0, status = 0;
+  if (!r.u8(version)) return bad("state payload empty");
+  if (version != kStateVersion) return bad("unsupported state version");
+  if (!r.str(st.id) || !base::is_queue_id(st.id)) return bad("bad queue id");
+  if (!r.le(st.recipient) || !r.u8(status) || !r.le(st.attempts) || !r.le(st.next_attempt) || !r.le(st.reply_code)) {
+    return bad("truncated state");
+  }
+  if (status < 1 || status > 4) return bad("state out of range");
+  st.status = static_cast<RecipientStatus>(status);
+  if (st.reply_code != 0 && (st.reply_code < 200 || st.reply_code > 599)) return bad("reply code out of range");
+  if (!r.str(st.enhanced) || !r.str(st.text) || !r.str(st.remote_host)) return bad("truncated reply");
+  if (r.left() != 0) return bad("trailing bytes after state");
+  return st;
 }
 
 }  // namespace petrel::queue::format

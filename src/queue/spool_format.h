@@ -1,7 +1,8 @@
 // queue/spool_format.h: the bytes of the spool, and nothing else.
 //
-// What it is: encoders and decoders for the segment header, the record header, and the
-// MESSAGE payload (queue id, every field of mail::Envelope, body reference). The layout is
+// What it is: encoders and decoders for the segment header, the record header, the MESSAGE
+// payload (queue id, every field of mail::Envelope, body reference) and the RECIPIENT_STATE
+// payload (one recipient's delivery outcome). The layout is
 // documented byte by byte in queue/README.md; this file is its only implementation.
 // Promise: decode_*() accept exactly what encode_*() produce, verify every length against the
 // bytes actually present before allocating, and never read out of bounds, whatever the input
@@ -48,7 +49,7 @@ inline constexpr std::uint32_t kMaxRecipients = 100000;
 
 enum class RecordType : std::uint8_t {
   kMessage = 1,         // a committed message: id, envelope, body (inline or spill reference)
-  kRecipientState = 2,  // reserved: per-recipient delivery state (see README, "Planned")
+  kRecipientState = 2,  // one recipient's delivery state change (RecipientState)
 };
 
 struct RecordHeader {
@@ -97,6 +98,39 @@ base::Status encode_message(const std::string& id, const mail::Envelope& envelop
 // Decodes a payload: every field is checked (enum ranges, queue-id syntax, lengths within the
 // payload, nothing left over). The inline body is not copied: see MessageRecord::inline_offset.
 base::Result<MessageRecord> decode_message(std::string_view payload);
+
+// ---- RECIPIENT_STATE payload ----
+inline constexpr std::uint8_t kStateVersion = 1;
+
+enum class RecipientStatus : std::uint8_t {
+  kDelivered = 1,  // final
+  kDeferred = 2,   // temporary failure: `attempts` and `next_attempt` say when to try again
+  kFailed = 3,     // final: permanent failure
+  kExpired = 4,    // final: still not delivered when the queue lifetime ran out
+};
+
+// True for the states after which a recipient is never tried again.
+inline bool is_final(RecipientStatus s) { return s != RecipientStatus::kDeferred; }
+
+struct RecipientState {
+  std::string id;               // the message's queue id
+  std::uint32_t recipient = 0;  // index into the message's envelope.recipients
+  RecipientStatus status = RecipientStatus::kDeferred;
+  std::uint32_t attempts = 0;      // delivery attempts made so far, this one included
+  std::int64_t next_attempt = 0;   // seconds since the epoch; 0 when final
+  std::uint16_t reply_code = 0;    // last reply's code (0 = none, else 200..599)
+  std::string enhanced;            // last reply's enhanced status code ("4.2.2"), may be empty
+  std::string text;                // last reply's text
+  std::string remote_host;         // who gave that reply ("" for local delivery)
+
+  bool operator==(const RecipientState&) const = default;
+};
+
+// Encodes a RECIPIENT_STATE payload (replacing `payload`). PETREL_ASSERTs a valid queue id.
+// Fails (temporary) when a field exceeds the format's bounds.
+base::Status encode_state(const RecipientState& state, std::string& payload);
+// Decodes one: the queue id, status and reply code are range-checked; nothing may follow.
+base::Result<RecipientState> decode_state(std::string_view payload);
 
 // zlib crc32 over any size (continues from `crc`; start with 0).
 std::uint32_t crc32(std::uint32_t crc, std::string_view data);

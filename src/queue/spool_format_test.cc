@@ -145,5 +145,99 @@ TEST(SpoolFormat, TooManyRecipientsIsAnErrorNotACrash) {
   EXPECT_FALSE(encode_message(id(), e, {BodyKind::kSpill, 0, 0}, {}, payload));
 }
 
+// ---- RECIPIENT_STATE ----
+
+std::vector<RecipientState> sample_states() {
+  std::vector<RecipientState> v;
+  RecipientState d;
+  d.id = id();
+  d.recipient = 0;
+  d.status = RecipientStatus::kDelivered;
+  d.attempts = 1;
+  d.reply_code = 250;
+  d.enhanced = "2.0.0";
+  d.text = "ok";
+  v.push_back(d);
+  RecipientState q = d;
+  q.recipient = 99999;
+  q.status = RecipientStatus::kDeferred;
+  q.attempts = 7;
+  q.next_attempt = 1767229200;
+  q.reply_code = 452;
+  q.enhanced = "4.2.2";
+  q.text = std::string("mailbox\0 full\r\n", 17);
+  q.remote_host = "mx.example.net";
+  v.push_back(q);
+  RecipientState f = d;
+  f.status = RecipientStatus::kFailed;
+  f.reply_code = 0;
+  f.enhanced = "";
+  f.text = "";
+  v.push_back(f);
+  RecipientState x = f;
+  x.status = RecipientStatus::kExpired;
+  x.attempts = ~0u;
+  x.next_attempt = -1;
+  v.push_back(x);
+  return v;
+}
+
+TEST(SpoolFormat, StateRoundTrip) {
+  for (const auto& st : sample_states()) {
+    std::string payload;
+    ASSERT_TRUE(encode_state(st, payload));
+    auto d = decode_state(payload);
+    ASSERT_TRUE(d) << d.error().message;
+    EXPECT_EQ(*d, st);
+    std::string again;
+    ASSERT_TRUE(encode_state(*d, again));
+    EXPECT_EQ(again, payload);
+  }
+}
+
+TEST(SpoolFormat, StateLayoutIsTheDocumentedOne) {
+  RecipientState st;
+  st.id = "0123456789ABCDEFGHJK";
+  st.recipient = 3;
+  st.status = RecipientStatus::kDeferred;
+  st.attempts = 2;
+  st.next_attempt = 0x0102030405060708;
+  st.reply_code = 451;
+  st.enhanced = "4.3.0";
+  st.text = "t";
+  st.remote_host = "";
+  std::string payload;
+  ASSERT_TRUE(encode_state(st, payload));
+  std::string expect = std::string("\x01\x14\0\0\0", 5) + st.id + std::string("\x03\0\0\0\x02\x02\0\0\0", 9) +
+                       std::string("\x08\x07\x06\x05\x04\x03\x02\x01\xc3\x01", 10) + std::string("\x05\0\0\0", 4) +
+                       "4.3.0" + std::string("\x01\0\0\0", 4) + "t" + std::string("\0\0\0\0", 4);
+  EXPECT_EQ(payload, expect);
+}
+
+TEST(SpoolFormat, StateTruncationsAndBadValuesAreRejected) {
+  std::string payload;
+  ASSERT_TRUE(encode_state(sample_states()[1], payload));
+  for (std::size_t n = 0; n < payload.size(); ++n) EXPECT_FALSE(decode_state(payload.substr(0, n))) << n;
+  EXPECT_FALSE(decode_state(payload + "x"));
+  const std::size_t status_at = 1 + 4 + 20 + 4;
+  for (char bad_status : {'\0', '\x05', '\xff'}) {
+    std::string p = payload;
+    p[status_at] = bad_status;
+    EXPECT_FALSE(decode_state(p)) << int(bad_status);
+  }
+  std::string p = payload;
+  p[status_at + 1 + 4 + 8] = '\x01';  // reply code 1: out of range
+  p[status_at + 1 + 4 + 8 + 1] = '\0';
+  EXPECT_FALSE(decode_state(p));
+  p = payload;
+  p[0] = 2;  // version
+  EXPECT_FALSE(decode_state(p));
+  p = payload;
+  p[5] = '/';  // queue id
+  EXPECT_FALSE(decode_state(p));
+  // A MESSAGE payload is not a state, and the other way round.
+  EXPECT_FALSE(decode_message(payload));
+}
+
 }  // namespace
 }  // namespace petrel::queue::format

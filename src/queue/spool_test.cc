@@ -242,5 +242,76 @@ TEST_F(SpoolTest, HeaderlessLastSegmentIsRemoved) {
   EXPECT_EQ(all(*spool).size(), 2u);
 }
 
+// State records appended by hand (the committer writes them in intake_impl_test.cc): they
+// come back interleaved with messages, in log order, and read_message_at finds each message.
+TEST_F(SpoolTest, RecordsComeBackInLogOrderAndMessagesByLocation) {
+  TempDir dir;
+  auto ids = fill(dir.path(), {"Subject: 1\r\n\r\none\r\n", "Subject: 2\r\n\r\ntwo\r\n"});
+  std::string seg = read_file(segment1(dir.path()));
+  auto header = format::decode_segment_header(seg);
+  ASSERT_TRUE(header);
+  RecipientState st;
+  st.id = ids[0];
+  st.recipient = 1;
+  st.status = RecipientStatus::kDeferred;
+  st.attempts = 1;
+  st.next_attempt = 1767225900;
+  st.enhanced = "4.2.2";
+  st.text = "mailbox full";
+  std::string payload;
+  ASSERT_TRUE(format::encode_state(st, payload));
+  format::encode_record(header->salt, format::RecordType::kRecipientState, payload, seg);
+  write_file(segment1(dir.path()), seg);
+
+  auto spool = open_spool(dir.path());
+  EXPECT_EQ(spool->recovery().states, 1u);
+  EXPECT_EQ(spool->recovery().unknown_records, 0u);
+  EXPECT_TRUE(spool->damaged_segments().empty());
+  std::vector<std::string> order;
+  std::vector<StoredMessage> msgs;
+  ScanReport report;
+  ASSERT_TRUE(spool->for_each_record(
+      [&](const StoredMessage& m) {
+        order.push_back("M " + m.id);
+        msgs.push_back(m);
+      },
+      [&](const RecipientState& s, std::uint64_t segment) {
+        order.push_back("S " + s.id);
+        EXPECT_EQ(s, st);
+        EXPECT_EQ(segment, 1u);
+      },
+      &report));
+  EXPECT_EQ(order, (std::vector<std::string>{"M " + ids[0], "M " + ids[1], "S " + ids[0]}));
+  EXPECT_EQ(report.messages, 2u);
+  EXPECT_EQ(report.states, 1u);
+  EXPECT_EQ(all(*spool).size(), 2u);  // for_each_message is unchanged
+
+  for (const auto& m : msgs) {
+    auto again = spool->read_message_at(m.segment, m.record_offset);
+    ASSERT_TRUE(again) << again.error().message;
+    EXPECT_EQ(again->id, m.id);
+    EXPECT_EQ(again->body_offset, m.body_offset);
+    std::string body;
+    ASSERT_TRUE(spool->read_body(*again, body));
+  }
+  EXPECT_FALSE(spool->read_message_at(1, msgs[0].record_offset + 1));
+  EXPECT_FALSE(spool->read_message_at(1, msgs[1].record_offset + msgs[1].body.length + 200));
+  EXPECT_FALSE(spool->read_message_at(7, format::kSegmentHeaderSize));
+
+  auto segs = spool->list_segments();
+  ASSERT_TRUE(segs);
+  EXPECT_EQ(*segs, std::vector<std::uint64_t>{1});
+}
+
+TEST_F(SpoolTest, DamagedSegmentsAreRemembered) {
+  TempDir dir;
+  fill(dir.path(), {"Subject: 1\r\n\r\none\r\n", "Subject: 2\r\n\r\ntwo\r\n"});
+  std::string seg = read_file(segment1(dir.path()));
+  seg[format::kSegmentHeaderSize + 20] ^= 1;  // inside the first record
+  write_file(segment1(dir.path()), seg);
+  auto spool = open_spool(dir.path());
+  EXPECT_EQ(spool->damaged_segments(), std::set<std::uint64_t>{1});
+}
+
 }  // namespace
 }  // namespace petrel::queue

@@ -1,4 +1,5 @@
-// fuzz_spool_record: arbitrary bytes into the spool's record and envelope decoders.
+// fuzz_spool_record: arbitrary bytes into the spool's record, envelope and recipient-state
+// decoders.
 //
 // Checks that decoding never crashes, never reads out of bounds and never allocates more than
 // the input justifies; and that whatever decodes re-encodes to the very same bytes (the
@@ -30,6 +31,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string again;
     std::string_view body = m->body.kind == BodyKind::kInline ? payload.substr(m->inline_offset) : std::string_view();
     if (!encode_message(m->id, m->envelope, m->body, body, again) || again != payload) __builtin_trap();
+  }
+
+  // As a RECIPIENT_STATE payload, the same two ways.
+  for (std::string_view payload : {in, in.size() > kRecordHeaderSize ? in.substr(kRecordHeaderSize) : in}) {
+    auto st = decode_state(payload);
+    if (!st) continue;
+    std::string again;
+    if (!encode_state(*st, again) || again != payload) __builtin_trap();
   }
   return 0;
 }

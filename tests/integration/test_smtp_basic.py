@@ -24,6 +24,11 @@ class Basic(unittest.TestCase):
             qid = reply.split()[-1]
             c.cmd("QUIT", 221)
             self.assertEqual(p.queue_ids(), [qid])
+            # One log line per event: the accept with its queue id, and the session's replies by class
+            # (220 banner, EHLO, MAIL, RCPT, end of data, 221 → six 2xx; 354 → one 3xx).
+            self.assertTrue(p.wait_log(f"smtp.queued session="), p.log())
+            self.assertIn(f"id={qid}", p.log())
+            self.assertTrue(p.wait_log("replies=2xx:6,3xx:1,4xx:0,5xx:0"), p.log())
             body = p.queue_body(qid)
             self.assertTrue(body.startswith(b"Received: from client.example ([127.0.0.1])\r\n"), body[:200])
             self.assertIn(b"id " + qid.encode(), body)

@@ -192,8 +192,9 @@ net::awaitable<void> Session::run() {
   reset_transaction();
   deadline_.cancel();
   stream_.close();
-  PETREL_LOG(kInfo, "smtp.disconnect", "session={} client={} messages={} errors={}{}", session_id_, client_ip_,
-             messages_, errors_, deadline_.expired() ? " timeout=yes" : "");
+  PETREL_LOG(kInfo, "smtp.disconnect", "session={} client={} messages={} errors={} replies=2xx:{},3xx:{},4xx:{},5xx:{}{}",
+             session_id_, client_ip_, messages_, errors_, replies_by_class_[0], replies_by_class_[1],
+             replies_by_class_[2], replies_by_class_[3], deadline_.expired() ? " timeout=yes" : "");
 }
 
 void Session::dispatch_line(std::string_view line, Next& next) {
@@ -233,6 +234,7 @@ void Session::send(int code, std::string_view enhanced, std::string_view text) {
 
 void Session::send(const mail::Reply& reply) {
   out_ += reply.render();
+  if (reply.code >= 200 && reply.code < 600) ++replies_by_class_[reply.code / 100 - 2];
   if (reply.code >= 400) log_reply(reply);
 }
 

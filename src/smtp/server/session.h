@@ -126,6 +126,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string helo_;
   std::size_t errors_ = 0;
   std::size_t messages_ = 0;
+  std::size_t replies_by_class_[4] = {};  // 2xx..5xx replies sent, for the disconnect log line
   std::string_view verb_;  // of the command being handled, for log lines
 
   // The transaction (RFC 5321 3.3): from MAIL to the end of DATA/BDAT LAST or RSET.

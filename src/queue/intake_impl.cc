@@ -26,11 +26,22 @@
 namespace petrel::queue {
 namespace {
 
-// What a writer hands to the committer: the encoded payload and everything needed to finish.
-struct Request {
-  std::string id;
+// One record to write: its type, its payload and the payload's own crc32.
+struct Frame {
+  format::RecordType type = format::RecordType::kMessage;
   std::string payload;
   std::uint32_t payload_crc = 0;
+  std::uint64_t offset = 0;  // where it landed in the segment (set by the committer)
+};
+
+// What a writer hands to the committer: a message (one frame) or a set of recipient states
+// (one frame each), and everything needed to finish.
+struct Request {
+  bool message = true;
+  std::vector<Frame> frames;
+  std::string id;
+  mail::Envelope envelope;  // messages: for the commit listener
+  format::BodyRef body;
   int spill_fd = -1;        // owned; closed by the committer
   std::string spill_path;   // empty when the body is inline
   std::uint64_t size = 0;
@@ -74,7 +85,8 @@ class Committer {
         seg_seq_(spool.last_segment()),
         seg_size_(spool.last_segment_size()),
         seg_salt_(spool.last_segment_salt()),
-        next_seq_(spool.next_sequence()) {}
+        next_seq_(spool.next_sequence()),
+        current_seq_(spool.last_segment()) {}
 
   ~Committer() { stop(); }
 
@@ -118,9 +130,17 @@ class Committer {
     return stopping_;
   }
 
+  void set_listener(std::function<void(const StoredMessage&)> listener) {
+    std::lock_guard lk(mu_);
+    listener_ = std::move(listener);
+  }
+
+  std::uint64_t current_segment() const { return current_seq_.load(std::memory_order_acquire); }
+
   IntakeImpl::Stats stats() const {
     IntakeImpl::Stats s;
     s.messages = messages_.load();
+    s.states = states_.load();
     s.batches = batches_.load();
     s.failed_batches = failed_batches_.load();
     s.data_syncs = data_syncs_.load();
@@ -137,13 +157,14 @@ class Committer {
       if (pending_.empty()) return;  // stopping, and nothing left to complete
       std::vector<Request> batch;
       batch.swap(pending_);
+      auto listener = listener_;
       lk.unlock();
-      commit_batch(batch);
+      commit_batch(batch, listener);
       lk.lock();
     }
   }
 
-  void commit_batch(std::vector<Request>& batch) {
+  void commit_batch(std::vector<Request>& batch, const std::function<void(const StoredMessage&)>& listener) {
     ++batches_;
     // Commits that failed in their writer complete with their own error; they take no part.
     std::vector<Request*> live;
@@ -169,9 +190,22 @@ class Committer {
 
     if (st) {
       seg_size_ = before + batch_bytes(live);
+      std::uint64_t at = before;
       for (Request* r : live) {
+        for (Frame& f : r->frames) {
+          f.offset = at;
+          at += format::kRecordHeaderSize + f.payload.size();
+        }
+      }
+      for (Request* r : live) {
+        if (!r->message) {
+          states_ += r->frames.size();
+          r->done(base::Status());
+          continue;
+        }
         ++messages_;
         PETREL_LOG(kInfo, "queue.accepted", "id={} size={} from={} nrcpt={}", r->id, r->size, r->from, r->nrcpt);
+        if (listener) listener(stored(*r));
         r->done(base::Status());
       }
       return;
@@ -184,6 +218,26 @@ class Committer {
     PETREL_LOG(kError, "queue.commit_failed", "messages={} error=\"{}\"", live.size(), base::log_escape(st.error().message));
     for (Request* r : live) fail_one(*r, st.error());
   }
+
+  // What the commit listener is told about a message that just became durable.
+  StoredMessage stored(Request& r) {
+    const Frame& f = r.frames.front();
+    StoredMessage m;
+    m.id = r.id;
+    m.envelope = std::move(r.envelope);
+    m.body = r.body;
+    m.segment = seg_seq_;
+    m.record_offset = f.offset;
+    if (r.body.kind == format::BodyKind::kInline) {
+      m.body_path = segment_path(seg_seq_);
+      m.body_offset = f.offset + format::kRecordHeaderSize + (f.payload.size() - r.body.length);
+    } else {
+      m.body_path = r.spill_path;
+    }
+    return m;
+  }
+
+  std::string segment_path(std::uint64_t seq) const { return log_dir_ + "/" + fmt::format("{:016}.seg", seq); }
 
   // Bodies first: a record must never be durable before the body it names.
   base::Status sync_spills(const std::vector<Request*>& live) {
@@ -210,7 +264,7 @@ class Committer {
 
     // Numbers are never reused, even when creating one fails half way.
     std::uint64_t seq = next_seq_++;
-    std::string path = log_dir_ + "/" + fmt::format("{:016}.seg", seq);
+    std::string path = segment_path(seq);
     auto salt = random_salt();
     if (!salt) return salt.error();
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -227,6 +281,7 @@ class Committer {
     ++segments_created_;
     seg_fd_ = fd;
     seg_seq_ = seq;
+    current_seq_.store(seq, std::memory_order_release);
     seg_salt_ = *salt;
     seg_size_ = format::kSegmentHeaderSize;
     PETREL_LOG(kInfo, "queue.segment", "created={}", path);
@@ -235,15 +290,19 @@ class Committer {
 
   // One pwritev for the whole batch (more only past IOV_MAX or on a short write).
   base::Status write_records(const std::vector<Request*>& live) {
+    std::size_t frames = 0;
+    for (Request* r : live) frames += r->frames.size();
     std::vector<std::array<char, format::kRecordHeaderSize>> headers;
-    headers.reserve(live.size());
+    headers.reserve(frames);
     std::vector<iovec> iov;
-    iov.reserve(live.size() * 2);
+    iov.reserve(frames * 2);
     for (Request* r : live) {
-      headers.push_back(format::encode_record_header(seg_salt_, format::RecordType::kMessage,
-                                                     static_cast<std::uint32_t>(r->payload.size()), r->payload_crc));
-      iov.push_back({headers.back().data(), headers.back().size()});
-      iov.push_back({r->payload.data(), r->payload.size()});
+      for (Frame& f : r->frames) {
+        headers.push_back(format::encode_record_header(seg_salt_, f.type, static_cast<std::uint32_t>(f.payload.size()),
+                                                       f.payload_crc));
+        iov.push_back({headers.back().data(), headers.back().size()});
+        iov.push_back({f.payload.data(), f.payload.size()});
+      }
     }
     std::uint64_t offset = seg_size_;
     std::size_t first = 0;
@@ -290,7 +349,9 @@ class Committer {
 
   static std::uint64_t batch_bytes(const std::vector<Request*>& live) {
     std::uint64_t n = 0;
-    for (Request* r : live) n += format::kRecordHeaderSize + r->payload.size();
+    for (Request* r : live) {
+      for (const Frame& f : r->frames) n += format::kRecordHeaderSize + f.payload.size();
+    }
     return n;
   }
 
@@ -312,6 +373,7 @@ class Committer {
   std::vector<Request> pending_;
   bool stopping_ = false;
   std::thread thread_;
+  std::function<void(const StoredMessage&)> listener_;
 
   // Committer-thread state.
   int seg_fd_ = -1;
@@ -319,8 +381,9 @@ class Committer {
   std::uint64_t seg_size_;
   std::uint64_t seg_salt_;
   std::uint64_t next_seq_;
+  std::atomic<std::uint64_t> current_seq_;
 
-  std::atomic<std::uint64_t> messages_{0}, batches_{0}, failed_batches_{0}, data_syncs_{0}, segments_created_{0};
+  std::atomic<std::uint64_t> messages_{0}, states_{0}, batches_{0}, failed_batches_{0}, data_syncs_{0}, segments_created_{0};
 };
 
 // ---- message writer ----
@@ -386,8 +449,11 @@ class MessageWriterImpl final : public MessageWriter {
     base::Status s = error_ ? base::Status(*error_) : base::Status();
     if (s && spill_fd_ >= 0) s = flush();
     format::BodyRef ref{spill_fd_ >= 0 ? format::BodyKind::kSpill : format::BodyKind::kInline, size_, crc_};
-    if (s) s = format::encode_message(id_, envelope_, ref, spill_fd_ >= 0 ? std::string_view() : buf_, r.payload);
-    r.payload_crc = format::crc32(0, r.payload);
+    Frame& f = r.frames.emplace_back();
+    if (s) s = format::encode_message(id_, envelope_, ref, spill_fd_ >= 0 ? std::string_view() : buf_, f.payload);
+    f.payload_crc = format::crc32(0, f.payload);
+    r.envelope = envelope_;
+    r.body = ref;
     if (spill_fd_ >= 0) r.spill_path = spill_path_;
     r.spill_fd = std::exchange(spill_fd_, -1);
     if (!s) r.failed = s.error();
@@ -481,5 +547,33 @@ bool IntakeImpl::has_free_space() {
 }
 
 IntakeImpl::Stats IntakeImpl::stats() const { return committer_->stats(); }
+
+void IntakeImpl::record_states(std::vector<RecipientState> states, std::function<void(base::Status)> done) {
+  if (states.empty()) {
+    done(base::Status());
+    return;
+  }
+  // Encoded here, in the caller's thread, like a message.
+  Request r;
+  r.message = false;
+  r.done = std::move(done);
+  r.frames.reserve(states.size());
+  for (const auto& st : states) {
+    Frame& f = r.frames.emplace_back();
+    f.type = format::RecordType::kRecipientState;
+    if (auto s = format::encode_state(st, f.payload); !s) {
+      r.failed = s.error();
+      break;
+    }
+    f.payload_crc = format::crc32(0, f.payload);
+  }
+  committer_->submit(std::move(r));
+}
+
+void IntakeImpl::set_commit_listener(std::function<void(const StoredMessage&)> listener) {
+  committer_->set_listener(std::move(listener));
+}
+
+std::uint64_t IntakeImpl::current_segment() const { return committer_->current_segment(); }
 
 }  // namespace petrel::queue

@@ -11,7 +11,9 @@
 // error the whole batch fails with a temporary error and leaves no trace: the segment is cut
 // back to its length before the batch (or, if that fails, abandoned for a new segment) and
 // the batch's spill files are removed. Memory per message is bounded whatever its size.
-// Not done here: deciding what to accept (smtp/), delivery state (the next issue).
+// Delivery state: record_states() (StateSink) frames RECIPIENT_STATE records into the same
+// batches, and the commit listener hears of every message once it is durable.
+// Not done here: deciding what to accept (smtp/), deciding delivery states (scheduler.h).
 // Thread: begin() and has_free_space() from any thread; a writer is used by one thread at a
 // time. `done` runs on the committer thread and must not block on the disk.
 #pragma once
@@ -25,15 +27,17 @@
 #include "base/clock.h"
 #include "queue/intake.h"
 #include "queue/spool.h"
+#include "queue/state_sink.h"
 
 namespace petrel::queue {
 
 class Committer;
 
-class IntakeImpl final : public Intake {
+class IntakeImpl final : public Intake, public StateSink {
  public:
   struct Stats {
     std::uint64_t messages = 0;        // committed successfully
+    std::uint64_t states = 0;          // recipient-state records committed
     std::uint64_t batches = 0;         // batches written (successful or not)
     std::uint64_t failed_batches = 0;
     std::uint64_t data_syncs = 0;      // fdatasync calls on segments and spill files
@@ -50,6 +54,11 @@ class IntakeImpl final : public Intake {
 
   base::Result<MessageWriterPtr> begin(const mail::Envelope& envelope) override;
   bool has_free_space() override;
+
+  // StateSink (state_sink.h).
+  void record_states(std::vector<RecipientState> states, std::function<void(base::Status)> done) override;
+  void set_commit_listener(std::function<void(const StoredMessage&)> listener) override;
+  std::uint64_t current_segment() const override;
 
   Stats stats() const;
 

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include "queue/spool_test_util.h"
@@ -339,6 +341,145 @@ TEST_F(IntakeTest, DISABLED_Throughput) {
   std::printf("throughput: %d messages in %.2f s = %.0f commits/s; %d fdatasyncs (%.3f per message); %llu batches\n",
               count.load(), secs, count / secs, syncs_.load(), double(syncs_) / count,
               static_cast<unsigned long long>(stats.batches));
+}
+
+// ---- recipient states and the commit listener ----
+
+RecipientState deferred_state(const std::string& id, std::uint32_t rcpt) {
+  RecipientState st;
+  st.id = id;
+  st.recipient = rcpt;
+  st.status = RecipientStatus::kDeferred;
+  st.attempts = 1;
+  st.next_attempt = 1767225900;
+  st.enhanced = "4.2.2";
+  st.text = "mailbox full";
+  return st;
+}
+
+base::Status record_and_wait(StateSink& sink, std::vector<RecipientState> states) {
+  std::promise<base::Status> p;
+  auto f = p.get_future();
+  sink.record_states(std::move(states), [&p](base::Status s) { p.set_value(std::move(s)); });
+  return f.get();
+}
+
+TEST_F(IntakeTest, StatesAreDurableAndInterleavedWithMessages) {
+  open();
+  std::string a = put_message(*intake_, sample_envelope(), "one");
+  ASSERT_TRUE(record_and_wait(*intake_, {deferred_state(a, 0), deferred_state(a, 1)}));
+  std::string b = put_message(*intake_, sample_envelope(), "two");
+  auto done = deferred_state(a, 0);
+  done.status = RecipientStatus::kDelivered;
+  done.next_attempt = 0;
+  ASSERT_TRUE(record_and_wait(*intake_, {done}));
+  EXPECT_EQ(intake_->stats().states, 3u);
+  ASSERT_TRUE(record_and_wait(*intake_, {}));  // nothing to write: done at once
+
+  open();
+  std::vector<std::string> order;
+  ASSERT_TRUE(spool_->for_each_record([&](const StoredMessage& m) { order.push_back("M" + m.id); },
+                                      [&](const RecipientState& st, std::uint64_t seg) {
+                                        EXPECT_EQ(seg, 1u);
+                                        order.push_back("S" + std::to_string(st.recipient) + st.id);
+                                      }));
+  EXPECT_EQ(order, (std::vector<std::string>{"M" + a, "S0" + a, "S1" + a, "M" + b, "S0" + a}));
+  EXPECT_EQ(spool_->recovery().states, 3u);
+}
+
+TEST_F(IntakeTest, StatesShareTheGroupCommitWithMessages) {
+  // The first batch's sync blocks until the test lets it go; meanwhile a message and a
+  // state set are submitted, and must travel together in the next batch (one sync).
+  std::promise<void> entered, release;
+  auto release_f = release.get_future().share();
+  std::atomic<bool> first{false};
+  io_.fdatasync = [&](int fd) {
+    if (first.exchange(false)) {
+      entered.set_value();
+      release_f.wait();
+    }
+    ++syncs_;
+    return ::fdatasync(fd);
+  };
+  open();
+  std::string a = put_message(*intake_, sample_envelope(), "one");  // creates the segment
+  first = true;
+  entered = {};
+  auto syncs_before = intake_->stats().data_syncs;
+  auto batches_before = intake_->stats().batches;
+
+  auto w1 = intake_->begin(sample_envelope());
+  ASSERT_TRUE(w1);
+  ASSERT_TRUE((*w1)->append("blocker"));
+  std::promise<base::Status> p1;
+  (*w1)->commit([&](base::Status s) { p1.set_value(s); });
+  entered.get_future().wait();
+
+  auto w2 = intake_->begin(sample_envelope());
+  ASSERT_TRUE(w2);
+  ASSERT_TRUE((*w2)->append("rides along"));
+  std::promise<base::Status> p2, p3;
+  (*w2)->commit([&](base::Status s) { p2.set_value(s); });
+  intake_->record_states({deferred_state(a, 0)}, [&](base::Status s) { p3.set_value(s); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // both are queued by now
+  release.set_value();
+  EXPECT_TRUE(p1.get_future().get());
+  EXPECT_TRUE(p2.get_future().get());
+  EXPECT_TRUE(p3.get_future().get());
+  EXPECT_EQ(intake_->stats().batches - batches_before, 2u);
+  EXPECT_EQ(intake_->stats().data_syncs - syncs_before, 2u) << "one sync for the message and the state";
+}
+
+TEST_F(IntakeTest, FailedStateCommitLeavesNoTrace) {
+  open();
+  std::string a = put_message(*intake_, sample_envelope(), "one");
+  auto size_before = std::filesystem::file_size(spool_->segment_path(1));
+  fail_syncs_ = 1;
+  auto st = record_and_wait(*intake_, {deferred_state(a, 0)});
+  ASSERT_FALSE(st);
+  EXPECT_TRUE(st.error().temporary());
+  EXPECT_EQ(std::filesystem::file_size(spool_->segment_path(1)), size_before);
+  ASSERT_TRUE(record_and_wait(*intake_, {deferred_state(a, 1)}));
+  open();
+  EXPECT_EQ(spool_->recovery().states, 1u);
+  EXPECT_EQ(spool_->recovery().messages, 1u);
+}
+
+TEST_F(IntakeTest, CommitListenerHearsOfDurableMessagesWithTheirLocation) {
+  config_.memory_per_message = 4096;
+  open();
+  std::mutex mu;
+  std::vector<StoredMessage> heard;
+  intake_->set_commit_listener([&](const StoredMessage& m) {
+    std::lock_guard lk(mu);
+    heard.push_back(m);
+  });
+  EXPECT_EQ(intake_->current_segment(), 0u);
+  std::string small = put_message(*intake_, sample_envelope(3), "inline body");
+  std::string large = put_message(*intake_, sample_envelope(1), std::string(10000, 'x'));
+  EXPECT_EQ(intake_->current_segment(), 1u);
+  intake_->set_commit_listener({});
+  put_message(*intake_, sample_envelope(), "unheard");
+
+  std::lock_guard lk(mu);
+  ASSERT_EQ(heard.size(), 2u);
+  EXPECT_EQ(heard[0].id, small);
+  EXPECT_EQ(heard[1].id, large);
+  EXPECT_EQ(heard[1].body.kind, format::BodyKind::kSpill);
+  std::vector<StoredMessage> on_disk;
+  ASSERT_TRUE(spool_->for_each_message([&](const StoredMessage& m) { on_disk.push_back(m); }));
+  ASSERT_EQ(on_disk.size(), 3u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i);
+    expect_same(heard[i].envelope, on_disk[i].envelope);
+    EXPECT_EQ(heard[i].segment, on_disk[i].segment);
+    EXPECT_EQ(heard[i].record_offset, on_disk[i].record_offset);
+    EXPECT_EQ(heard[i].body_path, on_disk[i].body_path);
+    EXPECT_EQ(heard[i].body_offset, on_disk[i].body_offset);
+    std::string body;
+    ASSERT_TRUE(spool_->read_body(heard[i], body));
+    EXPECT_EQ(body, i == 0 ? "inline body" : std::string(10000, 'x'));
+  }
 }
 
 }  // namespace

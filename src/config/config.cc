@@ -177,6 +177,10 @@ void read_queue(Section s, QueueConfig& c) {
   s.size("min_free_space", c.min_free_space, 0);
   s.size("segment_size", c.segment_size, 1 << 20);
   s.size("memory_per_message", c.memory_per_message, 4096);
+  s.duration("retry_first", c.retry_first);
+  s.duration("retry_max", c.retry_max);
+  s.duration("lifetime", c.lifetime);
+  s.integer("delivery_concurrency", c.delivery_concurrency, 1, 10000);
   s.finish();
 }
 
@@ -373,7 +377,9 @@ std::string to_toml(const Config& c) {
   }
   o << "]\n\n";
   o << "[queue]\nmin_free_space = " << size(c.queue.min_free_space) << "\nsegment_size = " << size(c.queue.segment_size)
-    << "\nmemory_per_message = " << size(c.queue.memory_per_message) << "\n\n";
+    << "\nmemory_per_message = " << size(c.queue.memory_per_message) << "\nretry_first = " << dur(c.queue.retry_first)
+    << "\nretry_max = " << dur(c.queue.retry_max) << "\nlifetime = " << dur(c.queue.lifetime)
+    << "\ndelivery_concurrency = " << c.queue.delivery_concurrency << "\n\n";
   o << "[accounts]\nsubaddress_separator = " << quote(c.accounts.subaddress_separator) << "\n";
   for (const auto& l : c.listeners) {
     const char* kind = l.kind == ListenerKind::kSmtp ? "smtp" : l.kind == ListenerKind::kSubmission ? "submission" : "submissions";

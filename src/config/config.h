@@ -76,6 +76,10 @@ struct QueueConfig {
   std::uint64_t min_free_space = 100ULL << 20;  // refuse MAIL (452 4.3.1) below this
   std::uint64_t segment_size = 64ULL << 20;    // spool log segment size before rolling over
   std::uint64_t memory_per_message = 64ULL << 10;  // body bytes held before spilling to disk
+  milliseconds retry_first{std::chrono::minutes(5)};  // first retry of a deferred recipient
+  milliseconds retry_max{std::chrono::hours(1)};      // retries double up to this interval
+  milliseconds lifetime{std::chrono::hours(24 * 5)};  // then the recipient expires
+  std::size_t delivery_concurrency = 20;              // deliveries in flight at once
 };
 
 struct AccountsConfig {

@@ -1,0 +1,686 @@
+// scheduler.cc: the delivery scheduler's entries, due heap, inbox, retries and retiring.
+// Design in queue/README.md ("Delivery scheduling"); contracts in scheduler.h.
+#include "queue/scheduler.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <queue>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include "base/log.h"
+#include "base/strings.h"
+
+namespace petrel::queue {
+namespace {
+
+using Seconds = std::int64_t;  // since the epoch
+constexpr Seconds kNever = std::numeric_limits<Seconds>::max();
+
+using IdKey = std::array<char, 20>;
+struct IdHash {
+  std::size_t operator()(const IdKey& k) const noexcept {
+    return std::hash<std::string_view>{}(std::string_view(k.data(), k.size()));
+  }
+};
+
+IdKey key_of(std::string_view id) {
+  IdKey k{};
+  std::memcpy(k.data(), id.data(), std::min(id.size(), k.size()));
+  return k;
+}
+std::string id_of(const IdKey& k) { return std::string(k.data(), k.size()); }
+
+// One recipient, 8 bytes: its state (0 = never tried, else a RecipientStatus), whether it is
+// in a delivery or a state commit, its attempts, and when it is next due, in seconds after
+// the message arrived (0 = at once).
+struct Rcpt {
+  std::uint8_t state = 0;
+  std::uint8_t busy = 0;
+  std::uint16_t attempts = 0;
+  std::uint32_t next_rel = 0;
+};
+constexpr std::uint8_t kNew = 0;
+bool final_state(std::uint8_t s) { return s != kNew && format::is_final(static_cast<RecipientStatus>(s)); }
+
+struct Entry {
+  std::uint64_t segment = 0;
+  std::uint64_t record_offset = 0;
+  Seconds received_at = 0;
+  Seconds due = kNever;  // the time this entry sits in the heap under (kNever: not in it)
+  std::vector<Rcpt> rcpts;
+  bool in_flight = false;
+  bool spill = false;
+};
+
+struct Due {
+  Seconds at;
+  IdKey id;
+  bool operator>(const Due& o) const { return at > o.at; }
+};
+
+// A set of states submitted to the sink, remembered until it is committed (or not).
+struct PendingCommit {
+  IdKey id;
+  std::vector<RecipientState> states;
+  std::vector<std::string> names;  // recipient addresses, for the log lines
+  std::vector<std::string> why;    // the diagnostic as received
+};
+
+Seconds to_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+std::chrono::system_clock::time_point from_seconds(Seconds s) {
+  if (s == kNever) return std::chrono::system_clock::time_point::max();
+  return std::chrono::system_clock::time_point(std::chrono::seconds(s));
+}
+
+std::string iso_time(Seconds s) {
+  time_t t = static_cast<time_t>(s);
+  struct tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// "4.2.2 mailbox full" → {"4.2.2", "mailbox full"}; no leading status code → {"", all}.
+std::pair<std::string, std::string> split_diagnostic(std::string_view d) {
+  auto sp = d.find(' ');
+  std::string_view first = d.substr(0, sp);
+  int dots = 0;
+  bool ok = first.size() >= 5 && (first[0] == '2' || first[0] == '4' || first[0] == '5') && first[1] == '.';
+  for (char c : first) {
+    if (c == '.') ++dots;
+    else if (c < '0' || c > '9') ok = false;
+  }
+  if (!ok || dots != 2) return {"", std::string(d)};
+  return {std::string(first), sp == std::string_view::npos ? "" : std::string(d.substr(sp + 1))};
+}
+
+std::string rcpt_name(const mail::Envelope& e, std::uint32_t i) {
+  if (i >= e.recipients.size()) return "#" + std::to_string(i);
+  const auto& a = e.recipients[i].address;
+  return base::log_escape(a.local + "@" + a.domain);
+}
+
+}  // namespace
+
+// ---- the inbox: the only state touched by other threads ----
+
+struct Scheduler::Inbox {
+  struct NewMessage {
+    IdKey id;
+    std::uint64_t segment, record_offset;
+    Seconds received_at;
+    std::uint32_t nrcpt;
+    bool spill;
+  };
+  struct Results {
+    IdKey id;
+    std::vector<RecipientResult> results;
+  };
+  struct Committed {
+    std::shared_ptr<PendingCommit> commit;
+    base::Status status;
+  };
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<NewMessage> messages;
+  std::vector<Results> results;
+  std::vector<Committed> committed;
+  bool woken = false;
+  bool stopping = false;
+
+  template <typename F>
+  void push(F&& add) {
+    {
+      std::lock_guard lk(mu);
+      add();
+      woken = true;
+    }
+    cv.notify_one();
+  }
+};
+
+// ---- the tick thread's state ----
+
+struct Scheduler::Impl {
+  Impl(const Spool& sp, StateSink& sk, Transport& tr, base::Clock& cl, SchedulerConfig cf, std::shared_ptr<Inbox> in)
+      : spool(sp), sink(sk), transport(tr), clock(cl), config(cf), inbox(std::move(in)) {
+    config.retry_first = std::max(config.retry_first, std::chrono::seconds(1));
+    config.retry_max = std::max(config.retry_max, config.retry_first);
+    config.concurrency = std::max<std::size_t>(config.concurrency, 1);
+  }
+
+  const Spool& spool;
+  StateSink& sink;
+  Transport& transport;
+  base::Clock& clock;
+  SchedulerConfig config;
+  std::shared_ptr<Inbox> inbox;
+
+  mutable std::mutex mu;  // held by load()/tick(); lets snapshot() and stats() look from outside
+  std::unordered_map<IdKey, Entry, IdHash> entries;
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> heap;
+  std::map<std::uint64_t, std::uint64_t> pending_per_segment;  // segment → entries recorded in it
+  struct InFlight {
+    std::vector<std::uint32_t> indices;
+    std::vector<std::string> names;
+  };
+  std::unordered_map<IdKey, InFlight, IdHash> in_flight;
+  bool retire_check = false;
+  Stats stats;
+
+  Seconds expire_at(const Entry& e) const { return e.received_at + config.lifetime.count(); }
+  Seconds rcpt_next(const Entry& e, const Rcpt& r) const { return r.next_rel == 0 ? 0 : e.received_at + r.next_rel; }
+  void set_next(const Entry& e, Rcpt& r, Seconds at) {
+    Seconds rel = at - e.received_at;
+    r.next_rel = static_cast<std::uint32_t>(std::clamp<Seconds>(rel, 1, std::numeric_limits<std::uint32_t>::max()));
+  }
+  Seconds backoff(std::uint32_t attempts) const {
+    // retry_first after the first attempt, then doubling, capped at retry_max.
+    Seconds d = config.retry_first.count();
+    for (std::uint32_t i = 1; i < attempts && d < config.retry_max.count(); ++i) d *= 2;
+    return std::min<Seconds>(d, config.retry_max.count());
+  }
+
+  // ---- entries ----
+
+  void add(const IdKey& id, std::uint64_t segment, std::uint64_t offset, Seconds received, std::uint32_t nrcpt,
+           bool spill) {
+    if (nrcpt == 0 || entries.count(id)) return;  // nothing to deliver, or already known
+    Entry& e = entries[id];
+    e.segment = segment;
+    e.record_offset = offset;
+    e.received_at = received;
+    e.spill = spill;
+    e.rcpts.resize(nrcpt);
+    ++pending_per_segment[segment];
+  }
+
+  // Puts the entry in the heap at its earliest due time: the first non-final recipient that
+  // is not busy, or its expiry. Busy recipients reschedule it when their commit completes.
+  void schedule(const IdKey& id, Entry& e) {
+    if (e.in_flight) return;
+    Seconds at = expire_at(e);
+    bool any = false;
+    for (const Rcpt& r : e.rcpts) {
+      if (final_state(r.state) || r.busy) continue;
+      any = true;
+      at = std::min(at, rcpt_next(e, r));
+    }
+    if (!any) {
+      e.due = kNever;
+      return;
+    }
+    if (e.due == at) return;  // already there
+    e.due = at;
+    heap.push({at, id});
+  }
+
+  void retire(std::unordered_map<IdKey, Entry, IdHash>::iterator it) {
+    Entry& e = it->second;
+    auto p = pending_per_segment.find(e.segment);
+    if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
+    if (e.spill) {
+      // Every recipient is final and durable: the body is not needed any more. (Should this
+      // fail or crash, recovery deletes the file once the segment naming it is gone.)
+      std::string path = spool.spill_path(id_of(it->first));
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+        PETREL_LOG(kWarn, "queue.unlink_failed", "id={} error=\"{}\"", id_of(it->first),
+                   base::errno_error(path, errno).message);
+      }
+    }
+    PETREL_LOG(kDebug, "queue.done", "id={}", id_of(it->first));
+    entries.erase(it);
+    ++stats.retired_messages;
+    retire_check = true;
+  }
+
+  // ---- start-up ----
+
+  base::Status load() {
+    auto s = spool.for_each_record(
+        [&](const StoredMessage& m) {
+          add(key_of(m.id), m.segment, m.record_offset, m.envelope.received_at,
+              static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill);
+        },
+        [&](const RecipientState& st, std::uint64_t) {
+          auto it = entries.find(key_of(st.id));
+          if (it == entries.end()) return;  // its message was retired
+          Entry& e = it->second;
+          if (st.recipient >= e.rcpts.size()) return;
+          Rcpt& r = e.rcpts[st.recipient];
+          if (final_state(r.state)) return;
+          r.state = static_cast<std::uint8_t>(st.status);
+          r.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
+          if (st.status == RecipientStatus::kDeferred) set_next(e, r, st.next_attempt);
+        });
+    if (!s) return s;
+    for (auto it = entries.begin(); it != entries.end();) {
+      auto cur = it++;
+      bool done = std::all_of(cur->second.rcpts.begin(), cur->second.rcpts.end(),
+                              [](const Rcpt& r) { return final_state(r.state); });
+      if (done) {
+        cur->second.spill = false;  // leave the file to recovery once its segment goes
+        retire(cur);
+      } else {
+        schedule(cur->first, cur->second);
+      }
+    }
+    retire_check = true;
+    PETREL_LOG(kInfo, "queue.loaded", "pending={} retired={}", entries.size(), stats.retired_messages);
+    return {};
+  }
+
+  // ---- one tick ----
+
+  TimePoint tick() {
+    // Read before draining the inbox: every message in a segment older than this one has been
+    // handed to the commit listener already, so it is in what we drain (state_sink.h).
+    std::uint64_t current = sink.current_segment();
+    std::vector<Inbox::NewMessage> messages;
+    std::vector<Inbox::Results> results;
+    std::vector<Inbox::Committed> committed;
+    {
+      std::lock_guard lk(inbox->mu);
+      messages.swap(inbox->messages);
+      results.swap(inbox->results);
+      committed.swap(inbox->committed);
+    }
+    Seconds now = to_seconds(clock.wall());
+    for (auto& m : messages) {
+      add(m.id, m.segment, m.record_offset, m.received_at, m.nrcpt, m.spill);
+      auto it = entries.find(m.id);
+      if (it != entries.end()) schedule(it->first, it->second);
+    }
+    for (auto& r : results) apply_results(r.id, std::move(r.results), now);
+    for (auto& c : committed) apply_commit(*c.commit, c.status, now);
+
+    // Due work, earliest first. Expiry needs no delivery slot; a delivery does.
+    while (!heap.empty() && heap.top().at <= now) {
+      Due d = heap.top();
+      auto it = entries.find(d.id);
+      if (it == entries.end() || it->second.due != d.at || it->second.in_flight) {
+        heap.pop();  // stale: rescheduled, retired or busy since it was pushed
+        continue;
+      }
+      Entry& e = it->second;
+      if (now >= expire_at(e)) {
+        heap.pop();
+        e.due = kNever;
+        expire(it->first, e, now);
+        schedule(it->first, e);
+        continue;
+      }
+      if (in_flight.size() >= config.concurrency) break;
+      heap.pop();
+      e.due = kNever;
+      start_delivery(it->first, e, now);
+    }
+
+    if (retire_check) retire_segments(current);
+
+    // Skip stale heads so the time returned is a real one.
+    while (!heap.empty()) {
+      auto it = entries.find(heap.top().id);
+      if (it != entries.end() && it->second.due == heap.top().at && !it->second.in_flight) break;
+      heap.pop();
+    }
+    if (heap.empty()) return TimePoint::max();
+    if (heap.top().at <= now) return TimePoint::max();  // waiting for a free slot: a result wakes us
+    return from_seconds(heap.top().at);
+  }
+
+  void start_delivery(const IdKey& id, Entry& e, Seconds now) {
+    DeliveryJob job;
+    for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
+      const Rcpt& r = e.rcpts[i];
+      if (!final_state(r.state) && !r.busy && rcpt_next(e, r) <= now) job.recipients.push_back(i);
+    }
+    if (job.recipients.empty()) {
+      schedule(id, e);
+      return;
+    }
+    InFlight& f = in_flight[id];
+    f.indices = job.recipients;
+    for (std::uint32_t i : job.recipients) e.rcpts[i].busy = 1;
+    e.in_flight = true;
+
+    auto m = spool.read_message_at(e.segment, e.record_offset);
+    if (!m) {
+      // Cannot read it back: a temporary failure like any other (it may be an I/O hiccup).
+      PETREL_LOG(kError, "queue.read_failed", "id={} error=\"{}\"", id_of(id), base::log_escape(m.error().message));
+      for (std::uint32_t i : job.recipients) f.names.push_back("#" + std::to_string(i));
+      std::vector<RecipientResult> results;
+      for (std::uint32_t i : job.recipients) {
+        results.push_back({i, RecipientResult::Outcome::kDeferred, "4.3.0 cannot read the message from the spool", 0, ""});
+      }
+      apply_results(id, std::move(results), now);
+      return;
+    }
+    for (std::uint32_t i : job.recipients) f.names.push_back(rcpt_name(m->envelope, i));
+    job.message = std::move(*m);
+    PETREL_LOG(kDebug, "queue.delivering", "id={} nrcpt={}", id_of(id), job.recipients.size());
+    // The callback holds the inbox, not the scheduler: a late answer after the scheduler is
+    // gone lands in an inbox nobody reads, harmlessly.
+    std::shared_ptr<Inbox> box = inbox;
+    transport.deliver(std::move(job), [box, id](std::vector<RecipientResult> results) {
+      box->push([&] { box->results.push_back({id, std::move(results)}); });
+    });
+  }
+
+  // Turns a delivery's answers into state records and submits them.
+  void apply_results(const IdKey& id, std::vector<RecipientResult> results, Seconds now) {
+    auto f = in_flight.find(id);
+    if (f == in_flight.end()) {
+      PETREL_LOG(kError, "queue.unexpected_result", "id={}", id_of(id));  // `done` called twice
+      return;
+    }
+    InFlight fl = std::move(f->second);
+    in_flight.erase(f);
+    auto it = entries.find(id);
+    PETREL_ASSERT(it != entries.end(), "a message in flight has no entry");
+    Entry& e = it->second;
+    e.in_flight = false;
+
+    auto commit = std::make_shared<PendingCommit>();
+    commit->id = id;
+    for (std::size_t k = 0; k < fl.indices.size(); ++k) {
+      std::uint32_t idx = fl.indices[k];
+      const RecipientResult* res = nullptr;
+      for (const auto& r : results) {
+        if (r.index == idx) {
+          res = &r;
+          break;
+        }
+      }
+      RecipientState st;
+      st.id = id_of(id);
+      st.recipient = idx;
+      st.attempts = static_cast<std::uint32_t>(e.rcpts[idx].attempts) + 1;
+      std::string why = res ? res->diagnostic : "4.4.0 the transport gave no result";
+      auto [enhanced, text] = split_diagnostic(why);
+      st.enhanced = std::move(enhanced);
+      st.text = std::move(text);
+      if (res) {
+        st.reply_code = res->code >= 200 && res->code <= 599 ? res->code : 0;
+        st.remote_host = res->remote_host;
+      }
+      auto outcome = res ? res->outcome : RecipientResult::Outcome::kDeferred;
+      if (outcome == RecipientResult::Outcome::kDelivered) {
+        st.status = RecipientStatus::kDelivered;
+      } else if (outcome == RecipientResult::Outcome::kFailed) {
+        st.status = RecipientStatus::kFailed;
+      } else if (now >= expire_at(e)) {
+        st.status = RecipientStatus::kExpired;
+      } else {
+        st.status = RecipientStatus::kDeferred;
+        st.next_attempt = now + backoff(st.attempts);
+      }
+      commit->states.push_back(std::move(st));
+      commit->names.push_back(fl.names[k]);
+      commit->why.push_back(std::move(why));
+    }
+    for (const auto& r : results) {
+      if (std::find(fl.indices.begin(), fl.indices.end(), r.index) == fl.indices.end()) {
+        PETREL_LOG(kError, "queue.unexpected_result", "id={} rcpt_index={}", id_of(id), r.index);
+      }
+    }
+    submit(std::move(commit));
+    schedule(id, e);
+  }
+
+  // Gives up on every recipient that is neither final nor busy.
+  void expire(const IdKey& id, Entry& e, Seconds /*now*/) {
+    auto commit = std::make_shared<PendingCommit>();
+    commit->id = id;
+    std::optional<StoredMessage> m;
+    for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
+      Rcpt& r = e.rcpts[i];
+      if (final_state(r.state) || r.busy) continue;
+      if (!m) {  // only for the addresses in the log lines
+        auto read = spool.read_message_at(e.segment, e.record_offset);
+        m = read ? std::move(*read) : StoredMessage{};
+      }
+      RecipientState st;
+      st.id = id_of(id);
+      st.recipient = i;
+      st.status = RecipientStatus::kExpired;
+      st.attempts = r.attempts;
+      st.enhanced = "4.4.7";  // RFC 3463: delivery time expired
+      st.text = "not delivered within the queue lifetime";
+      r.busy = 1;
+      commit->states.push_back(std::move(st));
+      commit->names.push_back(rcpt_name(m->envelope, i));
+      commit->why.push_back("4.4.7 not delivered within the queue lifetime");
+    }
+    if (!commit->states.empty()) submit(std::move(commit));
+  }
+
+  void submit(std::shared_ptr<PendingCommit> commit) {
+    ++stats.recording;
+    std::shared_ptr<Inbox> box = inbox;
+    std::vector<RecipientState> states = commit->states;
+    sink.record_states(std::move(states), [box, commit](base::Status s) {
+      box->push([&] { box->committed.push_back({commit, std::move(s)}); });
+    });
+  }
+
+  // A state batch is durable (or failed): the recipients leave the busy state.
+  void apply_commit(const PendingCommit& c, const base::Status& status, Seconds now) {
+    --stats.recording;
+    auto it = entries.find(c.id);
+    PETREL_ASSERT(it != entries.end(), "a message with states being recorded has no entry");
+    Entry& e = it->second;
+    std::string id = id_of(c.id);
+    if (!status) {
+      ++stats.state_failures;
+      PETREL_LOG(kError, "queue.state_failed", "id={} records={} error=\"{}\"", id, c.states.size(),
+                 base::log_escape(status.error().message));
+    }
+    for (std::size_t k = 0; k < c.states.size(); ++k) {
+      const RecipientState& st = c.states[k];
+      Rcpt& r = e.rcpts[st.recipient];
+      r.busy = 0;
+      if (!status) {
+        // Not recorded: still pending as far as the disk knows, so it stays pending here too
+        // and is tried again (a delivery may then repeat: at least once, never lost).
+        set_next(e, r, now + config.retry_first.count());
+        continue;
+      }
+      r.state = static_cast<std::uint8_t>(st.status);
+      r.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
+      const std::string& why = base::log_escape(c.why[k]);
+      switch (st.status) {
+        case RecipientStatus::kDelivered:
+          ++stats.delivered;
+          PETREL_LOG(kInfo, "queue.delivered", "id={} rcpt={} attempts={}", id, c.names[k], st.attempts);
+          break;
+        case RecipientStatus::kDeferred:
+          ++stats.deferred;
+          set_next(e, r, st.next_attempt);
+          PETREL_LOG(kInfo, "queue.deferred", "id={} rcpt={} attempts={} next={} why=\"{}\"", id, c.names[k],
+                     st.attempts, iso_time(st.next_attempt), why);
+          break;
+        case RecipientStatus::kFailed:
+          ++stats.failed;
+          PETREL_LOG(kInfo, "queue.failed", "id={} rcpt={} attempts={} why=\"{}\"", id, c.names[k], st.attempts, why);
+          break;
+        case RecipientStatus::kExpired:
+          ++stats.expired;
+          PETREL_LOG(kInfo, "queue.expired", "id={} rcpt={} attempts={} why=\"{}\"", id, c.names[k], st.attempts, why);
+          break;
+      }
+    }
+    bool done = !e.in_flight && std::all_of(e.rcpts.begin(), e.rcpts.end(), [](const Rcpt& r) { return final_state(r.state); });
+    if (done) {
+      retire(it);
+    } else {
+      schedule(c.id, e);
+    }
+  }
+
+  // README "Retiring": oldest first, up to the oldest segment that still holds a pending
+  // message, never the current one, never a damaged one.
+  void retire_segments(std::uint64_t current) {
+    retire_check = false;
+    auto segs = spool.list_segments();
+    if (!segs) {
+      PETREL_LOG(kError, "queue.retire_failed", "error=\"{}\"", base::log_escape(segs.error().message));
+      return;
+    }
+    // With no current segment yet, any segment from the spool's next sequence on was created
+    // after `current` was read: its messages may still be on their way through the inbox.
+    std::uint64_t limit = current != 0 ? current : spool.next_sequence();
+    if (!pending_per_segment.empty()) limit = std::min(limit, pending_per_segment.begin()->first);
+    for (std::uint64_t seq : *segs) {
+      if (seq >= limit) break;
+      if (spool.damaged_segments().count(seq)) continue;
+      if (auto s = spool.remove_segment(seq); !s) {
+        PETREL_LOG(kError, "queue.retire_failed", "segment={} error=\"{}\"", seq, base::log_escape(s.error().message));
+        retire_check = true;  // try again next time
+        return;
+      }
+      ++stats.retired_segments;
+      PETREL_LOG(kInfo, "queue.retired", "segment={}", seq);
+    }
+  }
+};
+
+// ---- Scheduler ----
+
+SchedulerConfig SchedulerConfig::from(const config::QueueConfig& q) {
+  SchedulerConfig c;
+  c.retry_first = std::max(std::chrono::duration_cast<std::chrono::seconds>(q.retry_first), std::chrono::seconds(1));
+  c.retry_max = std::max(std::chrono::duration_cast<std::chrono::seconds>(q.retry_max), c.retry_first);
+  c.lifetime = std::chrono::duration_cast<std::chrono::seconds>(q.lifetime);
+  c.concurrency = std::max<std::size_t>(q.delivery_concurrency, 1);
+  return c;
+}
+
+Scheduler::Scheduler(const Spool& spool, StateSink& sink, Transport& transport, base::Clock& clock,
+                     SchedulerConfig config)
+    : inbox_(std::make_shared<Inbox>()) {
+  PETREL_ASSERT(spool.mode() == Spool::Mode::kWritable, "the scheduler needs a writable spool");
+  impl_ = std::make_unique<Impl>(spool, sink, transport, clock, config, inbox_);
+  std::shared_ptr<Inbox> box = inbox_;
+  sink.set_commit_listener([box](const StoredMessage& m) {
+    Inbox::NewMessage n{key_of(m.id), m.segment, m.record_offset, m.envelope.received_at,
+                        static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill};
+    box->push([&] { box->messages.push_back(n); });
+  });
+}
+
+Scheduler::~Scheduler() {
+  stop();
+  impl_->sink.set_commit_listener({});
+}
+
+base::Status Scheduler::load() {
+  std::lock_guard lk(impl_->mu);
+  return impl_->load();
+}
+
+void Scheduler::enqueue(const StoredMessage& m) {
+  Inbox::NewMessage n{key_of(m.id), m.segment, m.record_offset, m.envelope.received_at,
+                      static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill};
+  inbox_->push([&] { inbox_->messages.push_back(n); });
+}
+
+Scheduler::TimePoint Scheduler::tick() {
+  std::lock_guard lk(impl_->mu);
+  return impl_->tick();
+}
+
+void Scheduler::start() {
+  PETREL_ASSERT(!thread_.joinable(), "Scheduler::start() twice");
+  thread_ = std::thread([this] { run(); });
+}
+
+void Scheduler::run() {
+  for (;;) {
+    TimePoint next = tick();
+    std::unique_lock lk(inbox_->mu);
+    if (inbox_->stopping) return;
+    if (!inbox_->woken) {
+      // Sleep until the next due time, an arrival, or a minute (in case the wall clock jumps).
+      auto wait = std::chrono::minutes(1);
+      std::chrono::system_clock::duration until = std::chrono::minutes(1);
+      if (next != TimePoint::max()) until = std::clamp<std::chrono::system_clock::duration>(
+                                                next - impl_->clock.wall(), std::chrono::system_clock::duration::zero(), wait);
+      inbox_->cv.wait_for(lk, until, [&] { return inbox_->woken || inbox_->stopping; });
+    }
+    inbox_->woken = false;
+    if (inbox_->stopping) return;
+  }
+}
+
+void Scheduler::stop() {
+  {
+    std::lock_guard lk(inbox_->mu);
+    inbox_->stopping = true;
+  }
+  inbox_->cv.notify_all();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+std::vector<MessageSummary> Scheduler::snapshot() const {
+  std::lock_guard lk(impl_->mu);
+  std::vector<MessageSummary> out;
+  out.reserve(impl_->entries.size());
+  for (const auto& [id, e] : impl_->entries) {
+    MessageSummary m;
+    m.id = id_of(id);
+    m.segment = e.segment;
+    m.received = from_seconds(e.received_at);
+    m.next_attempt = from_seconds(e.due);
+    m.in_flight = e.in_flight;
+    for (const Rcpt& r : e.rcpts) {
+      m.recipients.push_back({static_cast<MessageSummary::State>(r.state), r.attempts,
+                              from_seconds(impl_->rcpt_next(e, r)), r.busy != 0});
+    }
+    out.push_back(std::move(m));
+  }
+  std::sort(out.begin(), out.end(), [](const MessageSummary& a, const MessageSummary& b) { return a.id < b.id; });
+  return out;
+}
+
+Scheduler::Stats Scheduler::stats() const {
+  std::lock_guard lk(impl_->mu);
+  Stats s = impl_->stats;
+  s.pending = impl_->entries.size();
+  s.in_flight = impl_->in_flight.size();
+  return s;
+}
+
+std::size_t Scheduler::memory_bytes() const {
+  std::lock_guard lk(impl_->mu);
+  const auto& entries = impl_->entries;
+  // A hash node holds the next pointer, the key/value pair and the cached hash; each bucket
+  // is a pointer; a recipient vector's block is rounded up by malloc (16-byte granules, 8 of
+  // header); the heap holds one Due per scheduled entry.
+  std::size_t node = sizeof(void*) + sizeof(std::pair<const IdKey, Entry>) + sizeof(std::size_t);
+  std::size_t bytes = entries.size() * node + entries.bucket_count() * sizeof(void*);
+  for (const auto& [id, e] : entries) {
+    std::size_t block = e.rcpts.capacity() * sizeof(Rcpt) + 8;
+    bytes += (block + 15) / 16 * 16;
+  }
+  bytes += impl_->heap.size() * sizeof(Due);
+  bytes += impl_->pending_per_segment.size() * 48;
+  return bytes;
+}
+
+}  // namespace petrel::queue

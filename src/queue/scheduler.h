@@ -1,0 +1,128 @@
+// queue/scheduler.h: decides what to deliver when, records every outcome durably, and
+// retires what is finished.
+//
+// What it is: one entry in memory per message that still has a recipient to deliver (where
+// its record is, one small state per recipient, when it is next due), a time-ordered heap of
+// due entries, and an inbox through which new messages and transport results arrive. tick()
+// does all the work that is due; run() calls it on its own thread. Design: queue/README.md,
+// "Delivery scheduling".
+// Promise: a recipient is handed to the Transport again only if no final state (DELIVERED,
+// FAILED, EXPIRED) for it is durable; so after a crash at any instant every recipient is
+// delivered at least once, and a recipient whose DELIVERED record was committed never again.
+// Outcomes are written as RECIPIENT_STATE records through the StateSink (the Intake's group
+// commit). Temporary results retry after retry_first, doubling up to retry_max; a recipient
+// not delivered `lifetime` after the message arrived expires. At most `concurrency`
+// deliveries are in flight. Segments are deleted oldest first once every message in them is
+// final, never the one being written, never one in which recovery found damage.
+// Not done here: how to deliver (transport.h), bounces (later), paging deferred entries to
+// disk for very long queues (later: memory is about 100 bytes per pending message plus 8 per
+// recipient).
+// Failure: a state record that cannot be committed leaves its recipient pending (retried after
+// retry_first; a delivery may then be repeated: at least once, never lost). A message that
+// cannot be read back from the spool is deferred like any temporary failure.
+// Thread: enqueue(), the transport's `done` and the StateSink's `done` may come from any
+// thread (they go through a mutex-protected inbox); everything else runs on the one thread
+// that calls load() and tick() (or run()). snapshot() and stats() may be called from any
+// thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "config/config.h"
+#include "queue/spool.h"
+#include "queue/state_sink.h"
+#include "queue/transport.h"
+
+namespace petrel::queue {
+
+struct SchedulerConfig {
+  std::chrono::seconds retry_first{std::chrono::minutes(5)};
+  std::chrono::seconds retry_max{std::chrono::hours(1)};
+  std::chrono::seconds lifetime{std::chrono::hours(24 * 5)};
+  std::size_t concurrency = 20;  // deliveries in flight at once
+
+  // From the [queue] section (durations rounded down to seconds, at least 1 s).
+  static SchedulerConfig from(const config::QueueConfig& queue);
+};
+
+// What snapshot() reports about one pending message (for `petrel queue` and the admin API).
+struct MessageSummary {
+  enum class State : std::uint8_t { kNew = 0, kDelivered = 1, kDeferred = 2, kFailed = 3, kExpired = 4 };
+  struct Recipient {
+    State state = State::kNew;
+    std::uint32_t attempts = 0;
+    std::chrono::system_clock::time_point next;  // when it is next due (non-final ones)
+    bool busy = false;                           // in a delivery, or its state is being recorded
+  };
+  std::string id;
+  std::uint64_t segment = 0;
+  std::chrono::system_clock::time_point received;
+  std::chrono::system_clock::time_point next_attempt;  // time_point::max() when none is scheduled
+  bool in_flight = false;
+  std::vector<Recipient> recipients;
+};
+
+class Scheduler {
+ public:
+  using TimePoint = std::chrono::system_clock::time_point;
+
+  struct Stats {
+    std::uint64_t pending = 0;    // messages with a non-final recipient
+    std::uint64_t in_flight = 0;  // deliveries handed to the transport, not yet answered
+    std::uint64_t recording = 0;  // state batches submitted, not yet committed
+    std::uint64_t delivered = 0, deferred = 0, failed = 0, expired = 0;  // recipients, since start
+    std::uint64_t retired_messages = 0, retired_segments = 0, state_failures = 0;
+  };
+
+  // Installs itself as `sink`'s commit listener (removed again by the destructor), so every
+  // message committed from now on is enqueued. All references must outlive this object;
+  // `spool` must be writable (segments are deleted through it).
+  Scheduler(const Spool& spool, StateSink& sink, Transport& transport, base::Clock& clock, SchedulerConfig config);
+  // Stops the thread if it runs. Answers the transport gives later are dropped (the
+  // recipients are simply tried again after a restart).
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // The start-up pass (README "Start-up"): reads every message and state record in log order.
+  // Call once, before tick()/start().
+  base::Status load();
+
+  // A newly committed message, due now. Thread: any (the commit listener calls it).
+  void enqueue(const StoredMessage& message);
+
+  // Does everything due at clock.wall(): applies what arrived in the inbox (new messages,
+  // results, committed states), expires, starts deliveries up to the concurrency limit,
+  // deletes retired segments. Returns when it next has something to do (time_point::max()
+  // when only an arrival in the inbox can give it work).
+  TimePoint tick();
+
+  // run() loops on tick(), sleeping until the next due time or an arrival; returns after
+  // stop(). start() runs it on a thread of its own. stop() is idempotent; thread: any.
+  void start();
+  void run();
+  void stop();
+
+  std::vector<MessageSummary> snapshot() const;
+  Stats stats() const;
+  // Approximate heap bytes of the in-memory queue (entries, recipients, heap, index).
+  std::size_t memory_bytes() const;
+
+  struct Inbox;  // (scheduler.cc)
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Inbox> inbox_;
+  std::thread thread_;
+};
+
+}  // namespace petrel::queue

@@ -1,0 +1,466 @@
+// The delivery scheduler: immediate delivery, per-recipient outcomes, the retry schedule,
+// expiry, permanent failures, the concurrency limit, crash recovery, failed state commits,
+// retiring segments, and the memory of a long queue. FakeClock and a fake Transport; the
+// spool and the committer are the real ones, in a temp dir.
+#include "queue/scheduler.h"
+
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "base/ids.h"
+#include "queue/intake_impl.h"
+#include "queue/spool_test_util.h"
+
+namespace petrel::queue {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::put_message;
+using testing::sample_envelope;
+using testing::TempDir;
+using Outcome = RecipientResult::Outcome;
+
+// Records every job; the test answers them when it likes.
+class FakeTransport final : public Transport {
+ public:
+  struct Job {
+    DeliveryJob job;
+    std::function<void(std::vector<RecipientResult>)> done;
+    bool answered = false;
+  };
+
+  void deliver(DeliveryJob job, std::function<void(std::vector<RecipientResult>)> done) override {
+    std::lock_guard lk(mu_);
+    jobs_.push_back({std::move(job), std::move(done)});
+  }
+
+  std::size_t count() {
+    std::lock_guard lk(mu_);
+    return jobs_.size();
+  }
+  DeliveryJob job(std::size_t i) {
+    std::lock_guard lk(mu_);
+    return jobs_.at(i).job;
+  }
+  std::size_t unanswered() {
+    std::lock_guard lk(mu_);
+    std::size_t n = 0;
+    for (auto& j : jobs_) n += !j.answered;
+    return n;
+  }
+  // Answers job `i`: `outcome(index)` for each of its recipients.
+  void answer(std::size_t i, const std::function<Outcome(std::uint32_t)>& outcome) {
+    std::function<void(std::vector<RecipientResult>)> done;
+    std::vector<RecipientResult> results;
+    {
+      std::lock_guard lk(mu_);
+      Job& j = jobs_.at(i);
+      EXPECT_FALSE(j.answered);
+      j.answered = true;
+      done = std::move(j.done);
+      for (std::uint32_t r : j.job.recipients) {
+        Outcome o = outcome(r);
+        std::string d = o == Outcome::kDelivered ? "2.0.0 ok" : o == Outcome::kFailed ? "5.1.1 no such user" : "4.2.2 mailbox full";
+        results.push_back({r, o, d, 0, ""});
+      }
+    }
+    done(std::move(results));
+  }
+  void answer_all(std::size_t i, Outcome o) {
+    answer(i, [o](std::uint32_t) { return o; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Job> jobs_;
+};
+
+class SchedulerTest : public testing::QuietLogs {
+ protected:
+  void SetUp() override {
+    QuietLogs::SetUp();
+    io_.fdatasync = [this](int fd) {
+      if (fail_syncs_ > 0) {
+        --fail_syncs_;
+        errno = EIO;
+        return -1;
+      }
+      return ::fdatasync(fd);
+    };
+  }
+  void TearDown() override {
+    close();
+    QuietLogs::TearDown();
+  }
+
+  // Opens (or reopens, as after a crash) the spool, the intake and a fresh scheduler.
+  void open() {
+    close();
+    transport_ = std::make_unique<FakeTransport>();
+    auto s = Spool::open(dir_.path(), config_, Spool::Mode::kWritable, io_);
+    ASSERT_TRUE(s) << s.error().message;
+    spool_ = std::move(s).value();
+    auto i = IntakeImpl::create(*spool_, clock_);
+    ASSERT_TRUE(i) << i.error().message;
+    intake_ = std::move(i).value();
+    sched_ = std::make_unique<Scheduler>(*spool_, *intake_, *transport_, clock_, sconfig_);
+    auto l = sched_->load();
+    ASSERT_TRUE(l) << l.error().message;
+  }
+  void close() {
+    sched_.reset();
+    intake_.reset();
+    spool_.reset();
+  }
+
+  // Ticks until every state record submitted has been committed (or failed).
+  void settle() {
+    for (int i = 0; i < 10000; ++i) {
+      sched_->tick();
+      if (sched_->stats().recording == 0) return;
+      std::this_thread::sleep_for(1ms);
+    }
+    FAIL() << "state records never committed";
+  }
+
+  std::string put(int recipients = 1, std::string_view body = "Subject: t\r\n\r\nhi\r\n") {
+    auto e = sample_envelope(recipients);
+    e.received_at = std::chrono::duration_cast<std::chrono::seconds>(clock_.wall().time_since_epoch()).count();
+    return put_message(*intake_, e, body);
+  }
+
+  std::vector<RecipientState> states_on_disk() {
+    std::vector<RecipientState> v;
+    EXPECT_TRUE(spool_->for_each_record([](const StoredMessage&) {},
+                                        [&](const RecipientState& st, std::uint64_t) { v.push_back(st); }));
+    return v;
+  }
+
+  TempDir dir_;
+  config::QueueConfig config_;
+  SchedulerConfig sconfig_;
+  base::FakeClock clock_;
+  SpoolIo io_;
+  std::atomic<int> fail_syncs_{0};
+  std::unique_ptr<Spool> spool_;
+  std::unique_ptr<IntakeImpl> intake_;
+  std::unique_ptr<FakeTransport> transport_;
+  std::unique_ptr<Scheduler> sched_;
+};
+
+TEST_F(SchedulerTest, NewMessageIsDeliveredAtOnceAndRetired) {
+  open();
+  std::string id = put(2);
+  ASSERT_FALSE(id.empty());
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 1u);
+  DeliveryJob job = transport_->job(0);
+  EXPECT_EQ(job.message.id, id);
+  EXPECT_EQ(job.recipients, (std::vector<std::uint32_t>{0, 1}));
+  std::string body;
+  ASSERT_TRUE(spool_->read_body(job.message, body));
+  EXPECT_EQ(body, "Subject: t\r\n\r\nhi\r\n");
+  EXPECT_EQ(sched_->stats().in_flight, 1u);
+
+  transport_->answer_all(0, Outcome::kDelivered);
+  settle();
+  auto st = sched_->stats();
+  EXPECT_EQ(st.delivered, 2u);
+  EXPECT_EQ(st.pending, 0u);
+  EXPECT_EQ(st.in_flight, 0u);
+  auto disk = states_on_disk();
+  ASSERT_EQ(disk.size(), 2u);
+  for (const auto& s : disk) {
+    EXPECT_EQ(s.id, id);
+    EXPECT_EQ(s.status, RecipientStatus::kDelivered);
+    EXPECT_EQ(s.attempts, 1u);
+    EXPECT_EQ(s.enhanced, "2.0.0");
+  }
+  clock_.advance(24h);
+  EXPECT_EQ(sched_->tick(), Scheduler::TimePoint::max());
+  EXPECT_EQ(transport_->count(), 1u);
+}
+
+TEST_F(SchedulerTest, RecipientsAreIndependent) {
+  open();
+  put(3);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 1u);
+  transport_->answer(0, [](std::uint32_t i) { return i == 1 ? Outcome::kDeferred : Outcome::kDelivered; });
+  settle();
+  EXPECT_EQ(sched_->stats().delivered, 2u);
+  EXPECT_EQ(sched_->stats().deferred, 1u);
+  auto snap = sched_->snapshot();
+  ASSERT_EQ(snap.size(), 1u);
+  EXPECT_EQ(snap[0].recipients[1].state, MessageSummary::State::kDeferred);
+  EXPECT_EQ(snap[0].next_attempt, clock_.wall() + 5min);
+
+  clock_.advance(5min - 1s);
+  sched_->tick();
+  EXPECT_EQ(transport_->count(), 1u) << "not before its time";
+  clock_.advance(1s);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u);
+  EXPECT_EQ(transport_->job(1).recipients, std::vector<std::uint32_t>{1}) << "delivered ones are not retried";
+  transport_->answer_all(1, Outcome::kDelivered);
+  settle();
+  EXPECT_EQ(sched_->stats().pending, 0u);
+}
+
+TEST_F(SchedulerTest, BackoffDoublesFromRetryFirstUpToRetryMax) {
+  open();
+  put(1);
+  std::vector<std::chrono::minutes> waits;
+  sched_->tick();
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    ASSERT_EQ(transport_->count(), static_cast<std::size_t>(attempt + 1));
+    transport_->answer_all(attempt, Outcome::kDeferred);
+    settle();
+    // Step a minute at a time until the next attempt starts.
+    int minutes = 0;
+    while (transport_->count() == static_cast<std::size_t>(attempt + 1) && minutes < 200) {
+      clock_.advance(1min);
+      ++minutes;
+      sched_->tick();
+    }
+    waits.emplace_back(minutes);
+  }
+  EXPECT_EQ(waits, (std::vector<std::chrono::minutes>{5min, 10min, 20min, 40min, 60min, 60min}));
+  auto disk = states_on_disk();
+  ASSERT_EQ(disk.size(), 6u);
+  EXPECT_EQ(disk.back().attempts, 6u);
+  EXPECT_EQ(disk.back().status, RecipientStatus::kDeferred);
+}
+
+TEST_F(SchedulerTest, RecipientsExpireAfterTheLifetimeAndTheMessageIsRetired) {
+  sconfig_.lifetime = 2h;
+  open();
+  std::string quiet = put(1);  // deferred once, then never answered again before expiry
+  sched_->tick();
+  transport_->answer_all(0, Outcome::kDeferred);
+  settle();
+  std::string slow = put(1);  // still in flight when its lifetime ends
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u);
+
+  clock_.advance(2h + 1s);
+  // `quiet` has retried at +5m, +15m, ... : answer those deferrals as they come.
+  for (std::size_t i = 2; i < transport_->count(); ++i) transport_->answer_all(i, Outcome::kDeferred);
+  settle();
+  transport_->answer_all(1, Outcome::kDeferred);
+  settle();
+  settle();
+  auto st = sched_->stats();
+  EXPECT_EQ(st.expired, 2u);
+  EXPECT_EQ(st.pending, 0u);
+  std::map<std::string, RecipientStatus> last;
+  for (const auto& s : states_on_disk()) last[s.id] = s.status;
+  EXPECT_EQ(last[quiet], RecipientStatus::kExpired);
+  EXPECT_EQ(last[slow], RecipientStatus::kExpired);
+  clock_.advance(10h);
+  sched_->tick();
+  EXPECT_EQ(transport_->unanswered(), 0u);
+}
+
+TEST_F(SchedulerTest, PermanentFailureIsFinal) {
+  open();
+  std::string id = put(2);
+  sched_->tick();
+  transport_->answer(0, [](std::uint32_t i) { return i == 0 ? Outcome::kFailed : Outcome::kDelivered; });
+  settle();
+  EXPECT_EQ(sched_->stats().failed, 1u);
+  EXPECT_EQ(sched_->stats().pending, 0u);
+  clock_.advance(6h);
+  sched_->tick();
+  EXPECT_EQ(transport_->count(), 1u);
+  auto disk = states_on_disk();
+  ASSERT_EQ(disk.size(), 2u);
+  EXPECT_EQ(disk[0].status, RecipientStatus::kFailed);
+  EXPECT_EQ(disk[0].enhanced, "5.1.1");
+  EXPECT_EQ(disk[0].text, "no such user");
+}
+
+TEST_F(SchedulerTest, ConcurrencyLimitIsRespected) {
+  sconfig_.concurrency = 3;
+  open();
+  for (int i = 0; i < 10; ++i) put(1);
+  EXPECT_EQ(sched_->tick(), Scheduler::TimePoint::max()) << "waiting for a slot, not for a time";
+  EXPECT_EQ(transport_->count(), 3u);
+  sched_->tick();
+  EXPECT_EQ(transport_->count(), 3u);
+  EXPECT_EQ(sched_->stats().in_flight, 3u);
+  transport_->answer_all(0, Outcome::kDelivered);
+  settle();
+  EXPECT_EQ(transport_->count(), 4u);
+  EXPECT_EQ(sched_->stats().in_flight, 3u);
+  for (std::size_t i = 1; i < 10; ++i) {
+    transport_->answer_all(i, Outcome::kDelivered);
+    settle();
+    EXPECT_LE(sched_->stats().in_flight, 3u);
+  }
+  EXPECT_EQ(transport_->count(), 10u);
+  EXPECT_EQ(sched_->stats().delivered, 10u);
+}
+
+TEST_F(SchedulerTest, ReloadFromDiskKeepsEveryRecipientsState) {
+  open();
+  std::string a = put(2), b = put(2), c = put(1);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 3u);
+  transport_->answer(0, [](std::uint32_t i) { return i == 0 ? Outcome::kDelivered : Outcome::kDeferred; });
+  transport_->answer_all(2, Outcome::kDelivered);
+  settle();  // b's delivery is still in flight when we "crash"
+
+  open();  // a new scheduler from what is on disk
+  EXPECT_EQ(sched_->stats().pending, 2u);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 1u) << "only b (never finished) is due at once";
+  EXPECT_EQ(transport_->job(0).message.id, b);
+  EXPECT_EQ(transport_->job(0).recipients, (std::vector<std::uint32_t>{0, 1}));
+  auto snap = sched_->snapshot();
+  auto it = std::find_if(snap.begin(), snap.end(), [&](const MessageSummary& m) { return m.id == a; });
+  ASSERT_NE(it, snap.end());
+  EXPECT_EQ(it->recipients[0].state, MessageSummary::State::kDelivered);
+  EXPECT_EQ(it->recipients[1].state, MessageSummary::State::kDeferred);
+  EXPECT_EQ(it->recipients[1].attempts, 1u);
+
+  clock_.advance(5min);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u) << "a's deferred recipient keeps its next attempt";
+  EXPECT_EQ(transport_->job(1).message.id, a);
+  EXPECT_EQ(transport_->job(1).recipients, std::vector<std::uint32_t>{1}) << "delivered ones never again";
+  transport_->answer_all(0, Outcome::kDelivered);
+  transport_->answer_all(1, Outcome::kDelivered);
+  settle();
+  EXPECT_EQ(sched_->stats().pending, 0u);
+  (void)c;
+}
+
+TEST_F(SchedulerTest, FailedStateCommitKeepsTheRecipientPending) {
+  open();
+  std::string id = put(1);
+  sched_->tick();
+  fail_syncs_ = 1;  // the batch holding the DELIVERED record
+  transport_->answer_all(0, Outcome::kDelivered);
+  settle();
+  EXPECT_EQ(sched_->stats().state_failures, 1u);
+  EXPECT_EQ(sched_->stats().pending, 1u);
+  EXPECT_TRUE(states_on_disk().empty());
+
+  // After a restart it would be due at once; here it is retried after retry_first.
+  clock_.advance(5min);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u);
+  transport_->answer_all(1, Outcome::kDelivered);
+  settle();
+  EXPECT_EQ(sched_->stats().pending, 0u);
+  ASSERT_EQ(states_on_disk().size(), 1u);
+  open();
+  EXPECT_EQ(sched_->stats().pending, 0u);
+}
+
+TEST_F(SchedulerTest, RetiringDeletesOldFinishedSegmentsOnly) {
+  config_.segment_size = 4096;  // a few messages per segment
+  open();
+  std::string body(1500, 'x');
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i) ids.push_back(put(1, body));
+  auto before = spool_->list_segments();
+  ASSERT_TRUE(before);
+  ASSERT_GE(before->size(), 3u);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 8u);
+  // The first message (oldest segment) is deferred; all the others are delivered.
+  for (std::size_t i = 0; i < 8; ++i) {
+    transport_->answer_all(i, transport_->job(i).message.id == ids[0] ? Outcome::kDeferred : Outcome::kDelivered);
+  }
+  settle();
+  sched_->tick();
+  EXPECT_EQ(*spool_->list_segments(), *before) << "segment 1 still holds a pending message";
+  EXPECT_EQ(sched_->stats().retired_segments, 0u);
+
+  clock_.advance(5min);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 9u);
+  transport_->answer_all(8, Outcome::kDelivered);
+  settle();
+  sched_->tick();
+  auto after = spool_->list_segments();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after, std::vector<std::uint64_t>{intake_->current_segment()}) << "all but the current one";
+  EXPECT_GE(sched_->stats().retired_segments, before->size() - 1);
+
+  // A restart after retiring: nothing pending, nothing delivered twice, new mail flows.
+  open();
+  EXPECT_EQ(sched_->stats().pending, 0u);
+  sched_->tick();
+  EXPECT_EQ(transport_->count(), 0u);
+  std::string fresh = put(1, body);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 1u);
+  EXPECT_EQ(transport_->job(0).message.id, fresh);
+}
+
+TEST_F(SchedulerTest, RunThreadDeliversWithoutTicksFromTheTest) {
+  open();
+  sched_->start();
+  put(1);
+  for (int i = 0; i < 2000 && transport_->count() == 0; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(transport_->count(), 1u);
+  transport_->answer_all(0, Outcome::kDelivered);
+  for (int i = 0; i < 2000 && sched_->stats().delivered == 0; ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(sched_->stats().delivered, 1u);
+  sched_->stop();
+}
+
+long rss_kib() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  long size = 0, resident = 0;
+  if (std::fscanf(f, "%ld %ld", &size, &resident) != 2) resident = 0;
+  std::fclose(f);
+  return resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// Not a bound (that is later): a figure for README. 100,000 tiny pending messages, written
+// straight into one segment, then load() timed and its memory estimated.
+TEST_F(SchedulerTest, MemoryAndLoadTimeOfALongQueue) {
+  constexpr int kMessages = 100000;
+  std::filesystem::create_directories(dir_.path() + "/queue/log");
+  {
+    std::string seg;
+    auto h = format::encode_segment_header({1, 42});
+    seg.append(h.data(), h.size());
+    auto e = sample_envelope(1);
+    std::string payload;
+    for (int i = 0; i < kMessages; ++i) {
+      std::string id = base::new_queue_id(clock_.wall());
+      ASSERT_TRUE(format::encode_message(id, e, {format::BodyKind::kInline, 2, format::crc32(0, "hi")}, "hi", payload));
+      format::encode_record(42, format::RecordType::kMessage, payload, seg);
+    }
+    testing::write_file(dir_.path() + "/queue/log/0000000000000001.seg", seg);
+  }
+  long rss_before = rss_kib();
+  auto t0 = std::chrono::steady_clock::now();
+  open();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  long rss_after = rss_kib();
+  ASSERT_EQ(sched_->stats().pending, static_cast<std::uint64_t>(kMessages));
+  std::size_t bytes = sched_->memory_bytes();
+  std::printf("[ memory   ] %d pending messages: load %lld ms (spool open + scan), estimate %zu bytes (%zu per message), "
+              "RSS +%ld KiB\n",
+              kMessages, static_cast<long long>(ms), bytes, bytes / kMessages, rss_after - rss_before);
+  EXPECT_LT(bytes / kMessages, 400u);
+}
+
+}  // namespace
+}  // namespace petrel::queue

@@ -1,0 +1,402 @@
+// local_transport.cc: the worker pool, one recipient's targets, the mail-loop check and the
+// Maildir delivery (rules: local_transport.h).
+#include "delivery/local_transport.h"
+
+#include <algorithm>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "base/assert.h"
+#include "base/log.h"
+#include "base/strings.h"
+
+namespace petrel::delivery {
+
+namespace {
+
+using Outcome = queue::RecipientResult::Outcome;
+
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+// What one target came to. `diagnostic` may reach the sender (a DSN); `detail` only the log.
+struct TargetOutcome {
+  Outcome outcome = Outcome::kDeferred;
+  std::string diagnostic;
+  std::string detail;
+};
+
+TargetOutcome delivered(std::string detail) { return {Outcome::kDelivered, "2.0.0 delivered", std::move(detail)}; }
+TargetOutcome deferred(std::string diagnostic, std::string detail = {}) {
+  return {Outcome::kDeferred, std::move(diagnostic), std::move(detail)};
+}
+TargetOutcome failed(std::string diagnostic, std::string detail = {}) {
+  return {Outcome::kFailed, std::move(diagnostic), std::move(detail)};
+}
+
+// Local delivery has no reply code or remote host: those fields stay empty.
+queue::RecipientResult make_result(std::uint32_t index, Outcome outcome, std::string diagnostic) {
+  queue::RecipientResult r;
+  r.index = index;
+  r.outcome = outcome;
+  r.diagnostic = std::move(diagnostic);
+  return r;
+}
+
+std::string_view outcome_name(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kDelivered: return "delivered";
+    case Outcome::kDeferred: return "deferred";
+    case Outcome::kFailed: return "failed";
+  }
+  return "?";
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Does `text` begin with an RFC 3463 enhanced status code of class `cls` ("5.1.1 ...")?
+bool has_status(std::string_view text, char cls) {
+  if (text.size() < 5 || text[0] != cls || text[1] != '.') return false;
+  std::size_t i = 2;
+  for (int part = 0; part < 2; ++part) {
+    std::size_t start = i;
+    while (i < text.size() && is_digit(text[i]) && i - start < 3) ++i;
+    if (i == start) return false;
+    if (part == 0) {
+      if (i >= text.size() || text[i] != '.') return false;
+      ++i;
+    }
+  }
+  return i == text.size() || text[i] == ' ';
+}
+
+// An error from a lower layer as a diagnostic of the class its kind says: kept when it already
+// begins with such a code (resolution's "5.1.1 ..."), else `fallback` is put in front.
+TargetOutcome from_error(const base::Error& error, std::string_view fallback_permanent,
+                         std::string_view fallback_temporary) {
+  if (error.temporary()) {
+    if (has_status(error.message, '4')) return deferred(error.message);
+    return deferred(std::string(fallback_temporary), error.message);
+  }
+  if (has_status(error.message, '5')) return failed(error.message);
+  return failed(std::string(fallback_permanent), error.message);
+}
+
+// local@domain split at the last '@' (a quoted local part may hold '@'), compared as the
+// Maildir writer formats Delivered-To: local part exactly, domain case-insensitively.
+bool same_address(std::string_view a, std::string_view b) {
+  auto at_a = a.rfind('@');
+  auto at_b = b.rfind('@');
+  if (at_a == std::string_view::npos || at_b == std::string_view::npos) return a == b;
+  return a.substr(0, at_a) == b.substr(0, at_b) && base::iequals(a.substr(at_a + 1), b.substr(at_b + 1));
+}
+
+// Collects the values of the Delivered-To: fields of a header section fed in chunks. Stops at
+// the empty line that ends the header section (RFC 5322 2.1); folded fields are unfolded
+// (2.2.3). Memory: the values and one partial line, both within what was fed.
+class DeliveredToScanner {
+ public:
+  // Returns false once the header section has ended: nothing more needs to be fed.
+  bool feed(std::string_view data) {
+    while (!ended_ && !data.empty()) {
+      auto nl = data.find('\n');
+      if (nl == std::string_view::npos) {
+        partial_.append(data);
+        return true;
+      }
+      if (partial_.empty()) {
+        end_line(data.substr(0, nl));
+      } else {
+        partial_.append(data.substr(0, nl));
+        end_line(partial_);
+        partial_.clear();
+      }
+      data.remove_prefix(nl + 1);
+    }
+    return !ended_;
+  }
+
+  // The input ended (end of message, or the scan limit): a last line without its line end
+  // is not trusted to be whole, but a field already complete counts.
+  void finish() { end_field(); }
+
+  const std::vector<std::string>& values() const { return values_; }
+
+ private:
+  void end_line(std::string_view line) {
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) {
+      end_field();
+      ended_ = true;
+      return;
+    }
+    if (line.front() == ' ' || line.front() == '\t') {  // a continuation of the current field
+      if (in_delivered_to_) field_.append(line);
+      return;
+    }
+    end_field();
+    constexpr std::string_view kName = "Delivered-To:";
+    if (base::istarts_with(line, kName)) {
+      in_delivered_to_ = true;
+      field_.assign(line.substr(kName.size()));
+    }
+  }
+
+  void end_field() {
+    if (!in_delivered_to_) return;
+    std::string_view v = base::trim(field_);
+    if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
+    values_.emplace_back(v);
+    in_delivered_to_ = false;
+    field_.clear();
+  }
+
+  std::string partial_;
+  std::string field_;
+  bool in_delivered_to_ = false;
+  bool ended_ = false;
+  std::vector<std::string> values_;
+};
+
+}  // namespace
+
+// ---- one job on one worker ----
+
+class LocalTransport::Attempt {
+ public:
+  Attempt(const LocalTransport& transport, const queue::DeliveryJob& job) : t_(transport), job_(job) {}
+
+  std::vector<queue::RecipientResult> run() {
+    std::vector<queue::RecipientResult> results;
+    results.reserve(job_.recipients.size());
+    for (std::uint32_t index : job_.recipients) results.push_back(deliver_recipient(index));
+    return results;
+  }
+
+ private:
+  // Resolves one recipient, delivers to each of its targets and combines their outcomes by
+  // the rule in local_transport.h.
+  queue::RecipientResult deliver_recipient(std::uint32_t index) {
+    const mail::Address& rcpt = job_.message.envelope.recipients[index].address;
+    auto resolution = t_.directory_.resolve(rcpt);
+    if (!resolution) {
+      // Resolution errors are permanent by contract (unknown user 5.1.1, expansion too large);
+      // should a temporary one appear, it defers like any unclassified failure.
+      TargetOutcome o = from_error(resolution.error(), "5.1.1 unknown recipient", "4.3.0 recipient lookup failed");
+      log(rcpt, rcpt.str(), o);
+      return make_result(index, o.outcome, std::move(o.diagnostic));
+    }
+
+    std::size_t delivered_count = 0, failed_count = 0;
+    std::optional<std::string> first_deferred, first_failed;
+    for (const auth::DeliveryTarget& target : *resolution) {
+      TargetOutcome o = deliver_target(rcpt, target);
+      switch (o.outcome) {
+        case Outcome::kDelivered: ++delivered_count; break;
+        case Outcome::kDeferred:
+          if (!first_deferred) first_deferred = o.diagnostic;
+          break;
+        case Outcome::kFailed:
+          ++failed_count;
+          if (!first_failed) first_failed = o.diagnostic;
+          break;
+      }
+    }
+
+    // Any deferral defers the whole recipient: the next attempt delivers every target again,
+    // so those delivered now get a duplicate then (one state per recipient; per-target state
+    // is later).
+    if (first_deferred) return make_result(index, Outcome::kDeferred, std::move(*first_deferred));
+    if (delivered_count == 0) {
+      PETREL_ASSERT(first_failed.has_value(), "a resolution is never empty");
+      return make_result(index, Outcome::kFailed, std::move(*first_failed));
+    }
+    if (failed_count == 0) return make_result(index, Outcome::kDelivered, "2.0.0 delivered");
+    // Some targets delivered, some failed for good: delivered, with the failures named. They
+    // are not bounced yet (that needs per-target state and the DSN generator).
+    return make_result(index, Outcome::kDelivered,
+                       fmt::format("2.0.0 delivered to {} of {} targets; not delivered: {}", delivered_count,
+                                   delivered_count + failed_count, *first_failed));
+  }
+
+  TargetOutcome deliver_target(const mail::Address& rcpt, const auth::DeliveryTarget& target) {
+    switch (target.kind) {
+      case auth::DeliveryTarget::Kind::kMailbox: return deliver_mailbox(rcpt, target);
+      case auth::DeliveryTarget::Kind::kRemote: {
+        // The outbound SMTP transport (delivery/remote) is the next issue. Until then a remote
+        // target waits in the queue, and expires like any deferred recipient.
+        TargetOutcome o = deferred("4.4.3 remote delivery not available yet");
+        log(rcpt, target.address.str(), o);
+        return o;
+      }
+      case auth::DeliveryTarget::Kind::kFailed: {
+        TargetOutcome o = has_status(target.reason, '5') ? failed(target.reason)
+                                                          : failed("5.1.1 undeliverable address", target.reason);
+        log(rcpt, target.address.str(), o);
+        return o;
+      }
+    }
+    PETREL_ASSERT(false, "unknown delivery target kind");
+    return {};
+  }
+
+  TargetOutcome deliver_mailbox(const mail::Address& rcpt, const auth::DeliveryTarget& target) {
+    // Where: the account's canonical names come from the store and are safe, so this cannot
+    // fail today. It is checked anyway rather than asserted (mailbox_path): an abort here would
+    // recur on every restart, as the message is delivered again.
+    auto root = mailbox::checked_mailbox_path(t_.options_.data_dir, target.mailbox_domain, target.mailbox_local);
+    if (!root) {
+      TargetOutcome o = failed("5.3.0 cannot deliver to this mailbox", root.error().message);
+      log(rcpt, target.address.str(), o);
+      return o;
+    }
+    TargetOutcome o = write_mailbox(target, *root);
+    log(rcpt, *root, o);
+    return o;
+  }
+
+  TargetOutcome write_mailbox(const auth::DeliveryTarget& target, const std::string& root) {
+    const mail::Address& sender = job_.message.envelope.sender;
+    // Format the address as the Delivered-To: line will hold it, so the loop check compares
+    // like with like.
+    const std::string address = target.address.str();
+
+    // RFC 5321 6.3: a message that already went through this mailbox is looping (an alias or
+    // a forward that brought it back). Failing it here makes the loop end in one bounce.
+    auto seen = delivered_to();
+    if (!seen) return from_error(seen.error(), "5.3.0 cannot read the queued message", "4.3.0 local delivery failed");
+    for (const std::string& value : **seen) {
+      if (same_address(value, address)) return failed("5.4.6 mail loop: already delivered to " + address);
+    }
+
+    auto headers = mailbox::delivery_headers(sender, target.address);
+    if (!headers) return from_error(headers.error(), "5.3.0 cannot deliver to this mailbox", "4.3.0 local delivery failed");
+
+    // The body streams from the spool into the Maildir's buffer; the reader checks the length
+    // and CRC at the end, and the Maildir refuses a body that does not match the size.
+    auto reader = t_.spool_.open_body(job_.message);
+    if (!reader) return from_error(reader.error(), "5.3.0 cannot read the queued message", "4.3.0 local delivery failed");
+    mailbox::DeliveryRequest request;
+    request.headers = std::move(*headers);
+    request.body = [r = reader->get()](char* buf, std::size_t len) { return r->read(buf, len); };
+    request.expected_body_size = job_.message.body.length;
+    // No quota: auth::Directory does not expose an account's quota (AccountInfo::quota_bytes
+    // is in the store only). When it does, pass it here; Maildir applies it (4.2.2, temporary).
+    request.quota_bytes = 0;
+
+    mailbox::Maildir maildir(root, t_.options_.maildir);
+    mailbox::DeliveryFailure why = mailbox::DeliveryFailure::kNone;
+    auto result = maildir.deliver(request, &why);
+    if (result) return delivered("new/" + result->name);
+    switch (why) {
+      case mailbox::DeliveryFailure::kDiskFull:
+        return deferred("4.3.1 mail system full", result.error().message);
+      case mailbox::DeliveryFailure::kOverQuota:
+        return deferred(has_status(result.error().message, '4') ? result.error().message : "4.2.2 mailbox full",
+                        result.error().message);
+      case mailbox::DeliveryFailure::kBadInput:
+        return failed("5.3.0 cannot deliver to this mailbox", result.error().message);
+      case mailbox::DeliveryFailure::kNone:
+      case mailbox::DeliveryFailure::kIo:
+        break;
+    }
+    // Storage trouble or the spool's own error: temporary unless it says otherwise.
+    return from_error(result.error(), "5.3.0 cannot deliver to this mailbox", "4.3.0 local delivery failed");
+  }
+
+  // The Delivered-To: values of the message's header section, read once per job and only when
+  // a mailbox target needs them. Bounded: stops at the end of the header section or after
+  // kMaxHeaderScan bytes.
+  base::Result<const std::vector<std::string>*> delivered_to() {
+    if (scanned_) return &scanner_.values();
+    auto reader = t_.spool_.open_body(job_.message);
+    if (!reader) return reader.error();
+    std::string buf(kReadChunk, '\0');
+    std::size_t total = 0;
+    while (total < kMaxHeaderScan) {
+      auto n = (*reader)->read(buf.data(), std::min(buf.size(), kMaxHeaderScan - total));
+      if (!n) return n.error();
+      if (*n == 0) break;
+      total += *n;
+      if (!scanner_.feed(std::string_view(buf.data(), *n))) break;
+    }
+    scanner_.finish();
+    scanned_ = true;
+    return &scanner_.values();
+  }
+
+  void log(const mail::Address& rcpt, const std::string& to, const TargetOutcome& o) const {
+    std::string why = o.detail.empty() ? o.diagnostic : o.diagnostic + " (" + o.detail + ")";
+    auto line = [&](base::log::Level level) {
+      if (!base::log::enabled(level)) return;
+      base::log::write(level, "delivery.local",
+                       fmt::format("id={} rcpt=\"{}\" to=\"{}\" result={} why=\"{}\"", job_.message.id,
+                                   base::log_escape(rcpt.str()), base::log_escape(to, 400),
+                                   outcome_name(o.outcome), base::log_escape(why, 400)));
+    };
+    // Delivered and failed are the normal ends of a delivery; a deferral is worth a look, and
+    // a full disk needs the operator.
+    if (o.outcome != Outcome::kDeferred) {
+      line(base::log::Level::kInfo);
+    } else if (o.diagnostic.starts_with("4.3.1")) {
+      line(base::log::Level::kError);
+    } else {
+      line(base::log::Level::kWarn);
+    }
+  }
+
+  const LocalTransport& t_;
+  const queue::DeliveryJob& job_;
+  bool scanned_ = false;
+  DeliveredToScanner scanner_;
+};
+
+// ---- the pool ----
+
+LocalTransport::LocalTransport(const queue::Spool& spool, const auth::Directory& directory,
+                               LocalTransportOptions options)
+    : spool_(spool), directory_(directory), options_(std::move(options)) {
+  std::size_t n = std::max<std::size_t>(options_.workers, 1);
+  workers_.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) workers_.emplace_back([this] { run_worker(); });
+}
+
+LocalTransport::~LocalTransport() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+void LocalTransport::deliver(queue::DeliveryJob job, std::function<void(std::vector<queue::RecipientResult>)> done) {
+  PETREL_ASSERT(done != nullptr, "LocalTransport::deliver without a done callback");
+  for (std::uint32_t index : job.recipients) {
+    PETREL_ASSERT(index < job.message.envelope.recipients.size(), "delivery job names a recipient index out of range");
+  }
+  {
+    std::lock_guard lock(mutex_);
+    PETREL_ASSERT(!stopping_, "LocalTransport::deliver after shutdown began");
+    queue_.push_back(Pending{std::move(job), std::move(done)});
+  }
+  wake_.notify_one();
+}
+
+void LocalTransport::run_worker() {
+  for (;;) {
+    std::optional<Pending> pending;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      // Stopping still drains what was queued: every done is called exactly once.
+      if (queue_.empty()) return;
+      pending.emplace(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    std::vector<queue::RecipientResult> results = Attempt(*this, pending->job).run();
+    pending->done(std::move(results));
+  }
+}
+
+}  // namespace petrel::delivery

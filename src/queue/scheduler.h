@@ -15,8 +15,8 @@
 // deliveries are in flight. Segments are deleted oldest first once every message in them is
 // final, never the one being written, never one in which recovery found damage.
 // Not done here: how to deliver (transport.h), bounces (later), paging deferred entries to
-// disk for very long queues (later: memory is about 100 bytes per pending message plus 8 per
-// recipient).
+// disk for very long queues (later: memory is about 160 bytes per pending message plus 8 per
+// recipient, see memory_bytes()).
 // Failure: a state record that cannot be committed leaves its recipient pending (retried after
 // retry_first; a delivery may then be repeated: at least once, never lost). A message that
 // cannot be read back from the spool is deferred like any temporary failure.

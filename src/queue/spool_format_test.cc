@@ -165,7 +165,7 @@ std::vector<RecipientState> sample_states() {
   q.next_attempt = 1767229200;
   q.reply_code = 452;
   q.enhanced = "4.2.2";
-  q.text = std::string("mailbox\0 full\r\n", 17);
+  q.text = std::string("mailbox\0 full\r\n", 15);
   q.remote_host = "mx.example.net";
   v.push_back(q);
   RecipientState f = d;

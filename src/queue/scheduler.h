@@ -83,7 +83,8 @@ class Scheduler {
   };
 
   // Installs itself as `sink`'s commit listener (removed again by the destructor), so every
-  // message committed from now on is enqueued. All references must outlive this object;
+  // message committed from now on is enqueued: the wiring must not replace that listener
+  // (retiring relies on hearing of every message; see state_sink.h). All references must outlive this object;
   // `spool` must be writable (segments are deleted through it).
   Scheduler(const Spool& spool, StateSink& sink, Transport& transport, base::Clock& clock, SchedulerConfig config);
   // Stops the thread if it runs. Answers the transport gives later are dropped (the

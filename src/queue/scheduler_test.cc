@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "base/ids.h"
@@ -408,6 +409,52 @@ TEST_F(SchedulerTest, RetiringDeletesOldFinishedSegmentsOnly) {
   sched_->tick();
   ASSERT_EQ(transport_->count(), 1u);
   EXPECT_EQ(transport_->job(0).message.id, fresh);
+}
+
+TEST_F(SchedulerTest, ADamagedSegmentIsKeptButDoesNotBlockRetiring) {
+  config_.segment_size = 4096;
+  open();
+  std::string body(1500, 'x');
+  for (int i = 0; i < 8; ++i) put(1, body);
+  auto before = spool_->list_segments();
+  ASSERT_TRUE(before);
+  ASSERT_GE(before->size(), 3u);
+  close();
+  // Damage the first record of segment 1 (the one after it stays readable).
+  std::string seg1 = dir_.path() + "/queue/log/0000000000000001.seg";
+  std::string bytes = testing::read_file(seg1);
+  bytes[format::kSegmentHeaderSize + 30] ^= 1;
+  testing::write_file(seg1, bytes);
+
+  open();
+  EXPECT_EQ(spool_->damaged_segments(), std::set<std::uint64_t>{1});
+  EXPECT_EQ(sched_->stats().pending, 7u);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 7u);
+  for (std::size_t i = 0; i < 7; ++i) transport_->answer_all(i, Outcome::kDelivered);
+  settle();
+  sched_->tick();
+  auto after = spool_->list_segments();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after, (std::vector<std::uint64_t>{1, intake_->current_segment()}));
+}
+
+TEST_F(SchedulerTest, AMessageThatCannotBeReadBackIsDeferred) {
+  open();
+  put(1, "Subject: t\r\n\r\nbody\r\n");
+  // Damage the record behind the scheduler's back, before its first delivery.
+  std::string seg1 = dir_.path() + "/queue/log/0000000000000001.seg";
+  std::string bytes = testing::read_file(seg1);
+  bytes[bytes.size() - 3] ^= 1;
+  testing::write_file(seg1, bytes);
+  sched_->tick();
+  settle();
+  EXPECT_EQ(transport_->count(), 0u);
+  EXPECT_EQ(sched_->stats().deferred, 1u);
+  auto disk = states_on_disk();
+  ASSERT_EQ(disk.size(), 1u);
+  EXPECT_EQ(disk[0].status, RecipientStatus::kDeferred);
+  EXPECT_EQ(disk[0].enhanced, "4.3.0");
 }
 
 TEST_F(SchedulerTest, RunThreadDeliversWithoutTicksFromTheTest) {

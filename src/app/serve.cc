@@ -25,8 +25,10 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "delivery/local_transport.h"
 #include "net/tls.h"
 #include "queue/intake_impl.h"
+#include "queue/scheduler.h"
 #include "queue/spool.h"
 #include "smtp/server/server.h"
 
@@ -143,30 +145,41 @@ int serve(const config::Config& c) {
     loops.push_back(std::make_unique<net::asio::io_context>(1));
     loop_ptrs.push_back(loops.back().get());
   }
-  smtp::server::Server server(c, loop_ptrs);
-  if (auto s = server.bind(); !s) die(s.error().message);
+  auto server = std::make_unique<smtp::server::Server>(c, loop_ptrs);
+  if (auto s = server->bind(); !s) die(s.error().message);
 
   drop_privileges(c);
 
   auto spool = queue::Spool::open(c.server.data_dir, c.queue, queue::Spool::Mode::kWritable);
   if (!spool) die("cannot open the queue: " + spool.error().message);
   base::RealClock clock;
-  auto intake = queue::IntakeImpl::create(**spool, clock);
-  if (!intake) die("cannot start the queue: " + intake.error().message);
+  auto created = queue::IntakeImpl::create(**spool, clock);
+  if (!created) die("cannot start the queue: " + created.error().message);
+  std::unique_ptr<queue::IntakeImpl> intake = std::move(created).value();
   auto directory = auth::DirectoryImpl::open(c.server.data_dir + "/petrel.db", c.accounts);
   if (!directory) die("cannot open the accounts database: " + directory.error().message);
   DirectoryRefresher refresher(**directory);
 
-  smtp::server::SessionContext ctx{c, **directory, **intake, tls->get()};
-  server.start(ctx);
+  // Delivery: the scheduler reads what the spool holds, hands due messages to the local
+  // transport, and records each outcome through the intake's group commit.
+  auto transport = std::make_unique<delivery::LocalTransport>(
+      **spool, **directory, delivery::LocalTransportOptions{c.server.data_dir, 4, {}});
+  // The scheduler makes itself the intake's commit listener, so it hears of every message.
+  auto scheduler = std::make_unique<queue::Scheduler>(**spool, *intake, *transport, clock,
+                                                      queue::SchedulerConfig::from(c.queue));
+  if (auto s = scheduler->load(); !s) die("cannot load the queue: " + s.error().message);
+  scheduler->start();
+
+  smtp::server::SessionContext ctx{c, **directory, *intake, tls->get()};
+  server->start(ctx);
 
   // SIGINT/SIGTERM: stop accepting and stop the loops. Transactions not yet acknowledged are
   // simply dropped (the client will retry); acknowledged ones are already on disk.
-  net::asio::signal_set signals(*loops[0], SIGINT, SIGTERM);
-  signals.async_wait([&](const net::error_code& err, int sig) {
+  auto signals = std::make_unique<net::asio::signal_set>(*loops[0], SIGINT, SIGTERM);
+  signals->async_wait([&](const net::error_code& err, int sig) {
     if (err) return;
     PETREL_LOG(kInfo, "server.stop", "signal={}", sig);
-    server.stop();
+    server->stop();
     for (auto& l : loops) l->stop();
   });
 
@@ -179,6 +192,19 @@ int serve(const config::Config& c) {
   loops[0]->run();
   for (auto& l : loops) l->stop();
   for (auto& w : workers) w.join();
+
+  // Teardown, in the order that keeps every callback's target alive: listeners, then the
+  // sessions (their unfinished messages are aborted in the intake), then the scheduler's
+  // thread and the deliveries in flight (their results go to the scheduler's inbox), then the
+  // scheduler (it unhooks itself from the intake), and last the intake's committer.
+  signals.reset();
+  server.reset();
+  guards.clear();
+  loops.clear();
+  scheduler->stop();
+  transport.reset();
+  scheduler.reset();
+  intake.reset();
   base::log::flush();
   return 0;
 }

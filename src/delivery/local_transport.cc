@@ -187,6 +187,17 @@ class LocalTransport::Attempt {
       return make_result(index, o.outcome, std::move(o.diagnostic));
     }
 
+    // A remote target cannot be delivered yet (the outbound transport is the next issue), and a
+    // deferred recipient is delivered again in full at its next attempt. So a recipient with any
+    // remote target waits whole, before any mailbox gets a copy: no duplicate on every retry.
+    for (const auth::DeliveryTarget& target : *resolution) {
+      if (target.kind == auth::DeliveryTarget::Kind::kRemote) {
+        TargetOutcome o = deferred("4.4.3 remote delivery not available yet");
+        log(rcpt, target.address.str(), o);
+        return make_result(index, o.outcome, std::move(o.diagnostic));
+      }
+    }
+
     std::size_t delivered_count = 0, failed_count = 0;
     std::optional<std::string> first_deferred, first_failed;
     for (const auth::DeliveryTarget& target : *resolution) {

@@ -13,7 +13,8 @@
 //
 // One recipient, several targets: each target gets its own outcome, and the recipient's
 // result combines them by this rule:
-//   - any target deferred (a temporary Maildir failure, a remote target) → kDeferred;
+//   - any remote target → kDeferred before any mailbox is written (see kRemote below);
+//   - any target deferred (a temporary Maildir failure) → kDeferred;
 //   - else every target failed permanently → kFailed (the first target's reason);
 //   - else → kDelivered (targets that failed permanently next to ones delivered are logged
 //     and named in the diagnostic, but not bounced: that needs per-target state, later).
@@ -28,7 +29,8 @@
 //     ENOSPC/EDQUOT → deferred "4.3.1 mail system full"; over quota → deferred "4.2.2";
 //     any other storage error → deferred 4.3.0; a bad name or header → failed 5.3.0.
 //   - kRemote → deferred "4.4.3 remote delivery not available yet": the outbound transport
-//     (delivery/remote over smtp/client) is the next issue.
+//     (delivery/remote over smtp/client) is the next issue. The whole recipient waits, its
+//     mailbox targets included, so that retries do not put a copy in them each time.
 //   - kFailed → failed with the reason resolution gave (it begins with a 5.x.x code).
 // A recipient whose resolution fails as a whole is failed (permanent error: unknown user,
 // 5.1.1) or deferred (a temporary one).

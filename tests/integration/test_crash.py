@@ -3,12 +3,14 @@
 
 Several rounds: start the server on the same data directory, let N clients send as fast as
 they can (each message carries a unique token), kill -9 the server after a random delay.
-At the end every message a client heard 250 for must be in the queue, whole and byte-exact
-(after the Received: header the server prepends); messages that were sent but not yet
-acknowledged may or may not have survived, but a survivor must be whole too, and nothing
-may be in the queue that no client sent. Set PETREL_TEST_SEED to repeat a run.
+The server delivers while it is being killed. At the end every message a client heard 250
+for must reach its mailbox, whole and byte-exact (after the Return-Path:, Delivered-To: and
+Received: headers the server adds); duplicates are counted (the one window for them is named
+in src/queue/README.md). Messages sent but not yet acknowledged may or may not have survived,
+but a survivor must be whole too, and nothing may be delivered that no client sent.
+Set PETREL_TEST_SEED to repeat a run.
 """
-import concurrent.futures
+import glob
 import os
 import random
 import re
@@ -20,7 +22,6 @@ from petrel import Dialog, Petrel
 
 CLIENTS = 8
 ROUNDS = 4
-FULL_READS = 150  # acknowledged messages read back byte for byte besides the ones nearest a kill
 RECIPIENTS = ("alice@example.test", "bob@example.test")
 TOKEN_RE = re.compile(rb"^Subject: crash (S\d+-R\d+-T\d+-M\d+)\r$", re.M)
 
@@ -102,6 +103,19 @@ def client(port, token_prefix, seed, ledger, stop):
         c.close()
 
 
+def read_mailboxes(p):
+    """token → [(mailbox owner, file bytes)] over every delivered file of every account."""
+    found = {}
+    for owner in ("alice", "bob"):
+        for path in glob.glob(os.path.join(p.data_dir, "mail", "example.test", owner, "new", "*")):
+            with open(path, "rb") as f:
+                data = f.read()
+            m = TOKEN_RE.search(data)
+            if m:
+                found.setdefault(m.group(1).decode(), []).append((owner, data))
+    return found
+
+
 def ready_count(p):
     return p.log().count(" server.ready ")
 
@@ -153,73 +167,51 @@ class CrashUnderLoad(unittest.TestCase):
             self.assertEqual(ledger.unexpected, [], "a reply other than 250/354 under load")
             self.assertGreater(len(ledger.acked), 0, "no message was acknowledged at all")
 
-            # Each run, the four kills' restarts and the final one, recovered the spool.
+            # Each run, the four kills' restarts and the final one, recovered the spool: kill -9
+            # can only tear the tail being written, never damage the middle.
             opens = re.findall(r" queue\.open (.*)", p.log())
             self.assertEqual(len(opens), ROUNDS + 1, opens)
-            for i, line in enumerate(opens):
-                # kill -9 can only tear the tail being written, never damage the middle.
+            for line in opens:
                 self.assertIn("corrupt_regions=0 ", line)
-                # Each restart found at least every message acknowledged before the kill.
-                found = int(re.search(r"\bmessages=(\d+)", line).group(1))
-                self.assertGreaterEqual(found, acked_at_kill[i - 1] if i else 0, line)
             torn = sum(int(x) for x in re.findall(r"torn_tail_bytes=(\d+)", "\n".join(opens)))
 
-            # Every acknowledged id is listed, for its recipient, with the exact stored size:
-            # the message sent plus a Received: header whose length varies only with the
-            # recipient (same HELO, fixed-width id and date).
+            # Every acknowledged message reaches its mailbox, whole: the file is the two headers
+            # delivery adds, our Received: header, then exactly the message sent. A copy more
+            # than once is allowed only for the window the queue README names (mailbox synced,
+            # DELIVERED record not yet durable when the kill came); it is counted, not hidden.
             t_verify = time.monotonic()
-            out = p.cli("queue", "list").stdout
-            rows = {}
-            for line in out.splitlines():
-                f = line.split()
-                if len(f) == 5 and re.fullmatch(r"[0-9A-Z]{20}", f[0]):
-                    self.assertNotIn(f[0], rows, "a queue id is listed twice")
-                    rows[f[0]] = (int(f[2]), f[4])
-            self.assertIn(f"\n{len(rows)} messages\n", "\n" + out)
-            missing = [(tok, qid) for tok, (qid, _, _) in ledger.acked.items() if qid not in rows]
-            self.assertEqual(missing, [], "acknowledged messages missing after kill -9")
-            overheads = set()
-            for tok, (qid, msg, rcpt) in ledger.acked.items():
-                size, rcpts = rows[qid]
-                self.assertEqual(rcpts, rcpt, f"{qid} ({tok}) has the wrong recipient")
-                overheads.add(size - len(msg) - len(rcpt))
-            self.assertEqual(len(overheads), 1, f"stored sizes do not match the messages sent: {sorted(overheads)[:10]}")
-
-            # Then byte for byte, one CLI read each (a read checks the stored length and CRC):
-            # every message in the queue that was not acknowledged, the last three each client
-            # had acknowledged before each kill (the ones closest to the crash), and a random
-            # sample of the rest. All of them would cost minutes: each read scans the spool.
-            by_qid = {qid: (tok, msg) for tok, (qid, msg, _) in ledger.acked.items()}
-            unacked = [qid for qid in rows if qid not in by_qid]
-            last = {}
-            for tok, (qid, _, _) in ledger.acked.items():
-                client_key, n = tok.rsplit("-M", 1)
-                last.setdefault(client_key, []).append((int(n), qid))
-            near_kill = [qid for runs in last.values() for _, qid in sorted(runs)[-3:]]
-            others = sorted(set(by_qid) - set(near_kill))
-            sample = sorted(set(unacked) | set(near_kill) | set(rnd.sample(others, min(FULL_READS, len(others)))))
-            with concurrent.futures.ThreadPoolExecutor(8) as pool:
-                bodies = dict(zip(sample, pool.map(p.queue_body, sample)))
+            by_token = {tok: (qid, msg, rcpt) for tok, (qid, msg, rcpt) in ledger.acked.items()}
+            copies = {}
+            deadline = time.monotonic() + 120
+            while True:
+                copies = read_mailboxes(p)
+                missing = [tok for tok in by_token if tok not in copies]
+                if not missing or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            self.assertEqual(missing[:10], [], f"{len(missing)} acknowledged messages never reached a mailbox")
+            duplicates = 0
             survivors = 0
-            seen_tokens = set()
-            for qid, stored in bodies.items():
-                m = TOKEN_RE.search(stored)
-                self.assertIsNotNone(m, f"{qid}: no token in stored message {stored[:300]!r}")
-                token = m.group(1).decode()
-                self.assertNotIn(token, seen_tokens, f"{token} stored twice")
-                seen_tokens.add(token)
-                if qid in by_qid:
-                    self.assertEqual(by_qid[qid][0], token, f"{qid} holds another client's message")
-                    sent = by_qid[qid][1]
+            for token, files in copies.items():
+                if token in by_token:
+                    qid, sent, rcpt = by_token[token]
                 else:
-                    # Sent in full but killed before the 250: may survive, must be whole.
-                    self.assertIn(token, ledger.in_flight, f"{qid}: {token} was never sent in full")
-                    sent = ledger.in_flight[token]
+                    # Sent in full but killed before the 250: may be delivered, must be whole.
+                    self.assertIn(token, ledger.in_flight, f"{token} was never sent in full")
+                    qid, sent, rcpt = None, ledger.in_flight[token], None
                     survivors += 1
-                self.assertTrue(stored.endswith(sent), f"{qid} ({token}) is not the message sent")
-                header = stored[:len(stored) - len(sent)]
-                self.assertRegex(header, rb"^Received: [^\r\n]*\r\n(\t[^\r\n]*\r\n)*$", qid)
-                self.assertIn(b" id " + qid.encode() + b"\r\n", header)
+                duplicates += len(files) - 1
+                for owner, data in files:
+                    if rcpt:
+                        self.assertEqual(owner, rcpt.split("@")[0], f"{token} delivered to the wrong mailbox")
+                    head = (b"Return-Path: <crash@remote.example>\r\nDelivered-To: "
+                            + f"{owner}@example.test".encode() + b"\r\n")
+                    self.assertTrue(data.startswith(head), f"{token}: {data[:200]!r}")
+                    self.assertTrue(data.endswith(sent), f"{token} is not the message sent (truncated?)")
+                    received = data[len(head):len(data) - len(sent)]
+                    self.assertRegex(received, rb"^Received: [^\r\n]*\r\n(\t[^\r\n]*\r\n)*$", token)
+                    if qid:
+                        self.assertIn(b" id " + qid.encode() + b"\r\n", received)
             verify_s = time.monotonic() - t_verify
 
             # The server still takes mail after all that.
@@ -234,10 +226,10 @@ class CrashUnderLoad(unittest.TestCase):
             c.cmd("QUIT", 221)
 
             spilled = sum(1 for _, msg, _ in ledger.acked.values() if len(msg) > 64 * 1024)
-            print(f"crash test: {len(ledger.acked)} acknowledged, all listed with the right size ({spilled} spilled), "
-                  f"{len(ledger.in_flight)} in flight at a kill, {survivors} of those survived; "
-                  f"{len(rows)} in the queue; torn tail bytes cut at recovery {torn}; "
-                  f"{len(bodies)} read byte for byte; {time.monotonic() - t0:.1f}s in all, {verify_s:.1f}s to check")
+            print(f"crash test: {len(ledger.acked)} acknowledged, all delivered whole ({spilled} spilled in the queue), "
+                  f"{duplicates} duplicate copies (the sync-to-record window); {len(ledger.in_flight)} in flight "
+                  f"at a kill, {survivors} of those delivered too; torn tail bytes cut at recovery {torn}; "
+                  f"{time.monotonic() - t0:.1f}s in all, {verify_s:.1f}s to check")
 
 
 if __name__ == "__main__":

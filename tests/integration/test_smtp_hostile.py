@@ -293,7 +293,7 @@ class LongLines(unittest.TestCase):
             body = ("Subject: long line\r\n\r\nstart\r\n" + line + "\r\nend\r\n").encode()
             c.send(body + b".\r\n")
             qid = c.expect(250).split()[-1]
-            stored = p.queue_body(qid)
+            stored = p.delivered_message(qid)
             self.assertTrue(stored.startswith(b"Received: "))
             self.assertTrue(stored.endswith(body), "stored message differs from the one sent")
             self.assertEqual(len(stored) - stored.index(b"Subject: long line"), len(body))

@@ -283,7 +283,7 @@ class Storage(SmtpTest):
             peak = proc_status_kib(pid, "VmHWM")
             # The whole message went to the spool, not into the server's memory.
             self.assertLess(peak - rss_before, 5 << 10, f"RSS grew from {rss_before} KiB to a peak of {peak} KiB")
-            stored = without_received(p.queue_body(qid))
+            stored = without_received(p.delivered_message(qid))
             self.assertEqual(len(stored), len(msg))
             self.assertEqual(hashlib.sha256(stored).hexdigest(), hashlib.sha256(msg).hexdigest())
 

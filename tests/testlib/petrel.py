@@ -8,6 +8,7 @@ Everything talks to 127.0.0.1 only. Every wait is bounded. When the tests run as
 server drops to the `petrel` user (scripts/install-deps creates it), so the temp directory is
 made world-traversable.
 """
+import glob
 import os
 import re
 import shutil
@@ -147,11 +148,34 @@ address = "127.0.0.1:{self.ports['submissions']}"
         return re.findall(r"^([0-9A-Z]{20})\s", out, re.M)
 
     def queue_body(self, queue_id):
+        """The message as queued (Received: header first). A delivered message may have left the
+        queue (its body file is retired): then it is read from the mailbox it went to."""
         r = subprocess.run([PETREL_BIN, "queue", "show", queue_id, "--raw", "-c", self.config_path],
                            capture_output=True, timeout=60)
-        if r.returncode != 0:
-            raise RuntimeError(f"queue show {queue_id} failed: {r.stderr!r}")
-        return r.stdout
+        if r.returncode == 0:
+            return r.stdout
+        try:
+            return self.delivered_message(queue_id, owner="*", timeout=5)
+        except AssertionError:
+            raise RuntimeError(f"queue show {queue_id} failed and it is in no mailbox: {r.stderr!r}")
+
+    def delivered_message(self, queue_id, owner="alice", timeout=20):
+        """The message with this queue id as delivered into owner@example.test's Maildir ("*":
+        any account's), minus the Return-Path: and Delivered-To: lines delivery puts on top
+        (so: as it was queued)."""
+        pattern = os.path.join(self.data_dir, "mail", DOMAIN, owner, "new", "*")
+        needle = b" id " + queue_id.encode() + b"\r\n"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for path in glob.glob(pattern):
+                with open(path, "rb") as f:
+                    data = f.read()
+                if needle in data[:4096]:
+                    first, second, rest = data.split(b"\r\n", 2)
+                    assert first.startswith(b"Return-Path: ") and second.startswith(b"Delivered-To: "), data[:200]
+                    return rest
+            time.sleep(0.05)
+        raise AssertionError(f"{queue_id} was not delivered to {owner} within {timeout}s:\n{self.log()[-3000:]}")
 
     def wait_log(self, needle, timeout=10):
         deadline = time.monotonic() + timeout

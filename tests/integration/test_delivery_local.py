@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""test_delivery_local: accepted mail for local accounts ends up in their Maildir, exactly as sent."""
+import glob
+import os
+import time
+import unittest
+
+from petrel import Dialog, Petrel, message, split_received
+
+
+def wait_files(pattern, count, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(glob.glob(pattern))
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    return sorted(glob.glob(pattern))
+
+
+def send(p, rcpts, data, sender="sender@remote.example"):
+    c = Dialog(p.port())
+    c.expect(220)
+    c.cmd("EHLO client.example", 250)
+    c.cmd(f"MAIL FROM:<{sender}>", 250)
+    for r in rcpts:
+        c.cmd(f"RCPT TO:<{r}>", 250)
+    c.cmd("DATA", 354)
+    stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in data.split(b"\r\n"))
+    c.send(stuffed + b".\r\n")
+    qid = c.expect(250).split()[-1]
+    c.cmd("QUIT", 221)
+    return qid
+
+
+class LocalDelivery(unittest.TestCase):
+    def test_byte_exact_in_maildir(self):
+        body = (b"From: <sender@remote.example>\r\nTo: <alice@example.test>\r\nSubject: exact\r\n\r\n"
+                b".leading dot\r\n..two dots\r\n8-bit: \xc3\xa9\xff\r\n" + b"L" * 20000 + b"\r\nend\r\n")
+        with Petrel() as p:
+            send(p, ["alice@example.test"], body)
+            files = wait_files(os.path.join(p.data_dir, "mail/example.test/alice/new/*"), 1)
+            self.assertEqual(len(files), 1, p.log())
+            with open(files[0], "rb") as f:
+                got = f.read()
+            head = b"Return-Path: <sender@remote.example>\r\nDelivered-To: alice@example.test\r\n"
+            self.assertTrue(got.startswith(head), got[:200])
+            received, rest = split_received(got[len(head):])
+            self.assertEqual(rest, body)
+
+    def test_alias_fanout_and_subaddress(self):
+        with Petrel(aliases={"team@example.test": ["alice@example.test", "bob@example.test"]}) as p:
+            send(p, ["team@example.test", "alice+news@example.test"], message(subject="fan").encode())
+            self.assertEqual(len(wait_files(os.path.join(p.data_dir, "mail/example.test/alice/new/*"), 2)), 2, p.log())
+            self.assertEqual(len(wait_files(os.path.join(p.data_dir, "mail/example.test/bob/new/*"), 1)), 1, p.log())
+
+
+if __name__ == "__main__":
+    unittest.main()

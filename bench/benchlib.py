@@ -303,10 +303,21 @@ address = "127.0.0.1:{self.port}"
         """utime+stime of the server process (all its threads)."""
         return process_cpu_ticks(self.proc.pid)
 
-    def queue_count(self):
-        out = self.cli("queue", "list").strip().splitlines()
-        ids = [l for l in out if re.match(r"^[0-9A-Z]{20}\s", l)]
-        return len(ids), (out[-1] if out else "")
+    def accepted_count(self):
+        """Messages acknowledged with 250 (one smtp.queued log line each)."""
+        with open(self.log_path, "rb") as f:
+            return f.read().count(b" smtp.queued ")
+
+    def delivered_count(self):
+        """Messages delivered into the bench account's Maildir."""
+        return len(os.listdir(os.path.join(self.data_dir, "mail", "example.test", "bench", "new"))) \
+            if os.path.isdir(os.path.join(self.data_dir, "mail", "example.test", "bench", "new")) else 0
+
+    def wait_delivered(self, n, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.delivered_count() < n:
+            time.sleep(0.2)
+        return self.delivered_count()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """test_delivery_local: accepted mail for local accounts ends up in their Maildir, exactly as sent."""
 import glob
+import mailbox
 import os
 import time
 import unittest
@@ -47,6 +48,12 @@ class LocalDelivery(unittest.TestCase):
             self.assertTrue(got.startswith(head), got[:200])
             received, rest = split_received(got[len(head):])
             self.assertEqual(rest, body)
+            # An independent Maildir reader (Python's mailbox module) sees the same message.
+            box = mailbox.Maildir(os.path.join(p.data_dir, "mail/example.test/alice"), factory=None, create=False)
+            msgs = list(box)
+            self.assertEqual(len(msgs), 1)
+            self.assertEqual(msgs[0]["Subject"], "exact")
+            self.assertEqual(msgs[0]["Delivered-To"], "alice@example.test")
 
     def test_alias_fanout_and_subaddress(self):
         with Petrel(aliases={"team@example.test": ["alice@example.test", "bob@example.test"]}) as p:

@@ -8,27 +8,15 @@
 #include <filesystem>
 #include <string>
 
+#include "base/temp_dir_testing.h"
+
 namespace petrel::auth {
 
-class TempDir {
+// base::testing::TempDir, plus where the accounts database goes in it.
+class TempDir : public base::testing::TempDir {
  public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "petrel-auth-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string db() const { return path_ + "/petrel.db"; }
-
- private:
-  std::string path_;
+  TempDir() : base::testing::TempDir("petrel-auth") {}
+  std::string db() const { return path() + "/petrel.db"; }
 };
 
 }  // namespace petrel::auth

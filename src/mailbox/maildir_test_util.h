@@ -12,29 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "base/temp_dir_testing.h"
 #include "mailbox/maildir.h"
 
 namespace petrel::mailbox::testing {
 
-// A fresh directory under $PETREL_TEST_DIR or the system temp dir, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("PETREL_TEST_DIR");
-    std::string tmpl =
-        std::string(base ? base : std::filesystem::temp_directory_path().c_str()) + "/petrel-mailbox-XXXXXX";
-    char* p = ::mkdtemp(tmpl.data());
-    EXPECT_NE(p, nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+// A fresh directory for one test (base/temp_dir_testing.h).
+struct TempDir : base::testing::TempDir {
+  TempDir() : base::testing::TempDir("petrel-mailbox") {}
 };
 
 // A body source over `text` that hands out at most `piece` bytes per call.

@@ -11,30 +11,15 @@
 #include <string>
 
 #include "base/log.h"
+#include "base/temp_dir_testing.h"
 #include "mail/envelope.h"
 #include "queue/intake.h"
 
 namespace petrel::queue::testing {
 
-// A fresh directory removed at the end of the test. Under $PETREL_TEST_DIR when set (e.g. a
-// real disk for benchmarks), else the system's temp directory.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("PETREL_TEST_DIR");
-    std::string tmpl = std::string(base ? base : std::filesystem::temp_directory_path().c_str()) + "/petrel-queue-XXXXXX";
-    char* p = ::mkdtemp(tmpl.data());
-    EXPECT_NE(p, nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+// A fresh directory for one test (base/temp_dir_testing.h).
+struct TempDir : base::testing::TempDir {
+  TempDir() : base::testing::TempDir("petrel-queue") {}
 };
 
 inline mail::Envelope sample_envelope(int recipients = 2) {

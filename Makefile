@@ -24,8 +24,9 @@ run: build
 	@scripts/demo-setup $(BUILD)/petrel var
 	exec $(BUILD)/petrel serve -c $(CONFIG)
 
-# Unit + integration tests on the Release build, then unit tests under ASan+UBSan, then each
-# fuzz target for FUZZ_SECONDS.
+# Unit + integration tests on the Release build (g++), then unit tests under ASan+UBSan, then
+# the clang build of every library, the binary and the fuzz targets (-Werror: clang must be
+# warning-free too), and each fuzz target for FUZZ_SECONDS.
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j 2
 	$(MAKE) asan fuzz
@@ -43,7 +44,7 @@ asan: deps
 
 fuzz: deps
 	CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPETREL_FUZZ=ON -DPETREL_TESTS=OFF
-	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: build

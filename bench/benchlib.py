@@ -223,7 +223,21 @@ def pid_alive(pid):
 
 # --- Petrel ----------------------------------------------------------------------------------------
 
-class Petrel:
+class LogFile:
+    """A server that logs to self.log_path: its log as text, and the last lines for reports."""
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=30):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+
+class Petrel(LogFile):
     name = "Petrel"
 
     def __init__(self, binary, cleanup, smtp_toml="", threads=0):
@@ -278,16 +292,6 @@ address = "127.0.0.1:{self.port}"
                 return
             time.sleep(0.05)
         raise RuntimeError("petrel did not become ready:\n" + self.log_tail())
-
-    def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, n=30):
-        return "\n".join(self.log_text().splitlines()[-n:])
 
     def log_errors(self):
         """Log lines at warn/error level (whatever the format), for the report."""
@@ -357,7 +361,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
-class Postfix:
+class Postfix(LogFile):
     """A private Postfix instance: own config dir, queue and data dirs, smtpd on 127.0.0.1:PORT,
     all mail accepted for example.test and delivered by the discard transport (cheap delivery, but
     the queue file is still fsynced by cleanup before smtpd answers 250, Postfix's default)."""
@@ -438,16 +442,6 @@ smtputf8_enable = no
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("postfix smtpd did not answer\n" + self.log_tail())
-
-    def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, n=30):
-        return "\n".join(self.log_text().splitlines()[-n:])
 
     def log_errors(self):
         return [l for l in self.log_text().splitlines() if re.search(r"\b(warning|error|fatal|panic):", l)]

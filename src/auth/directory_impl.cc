@@ -13,16 +13,21 @@
 namespace petrel::auth {
 namespace {
 
-// Reads one text column of every row into `out`.
-base::Status read_column(sqlite::Db& db, const char* sql, std::unordered_set<std::string>& out) {
+// Runs `sql` and calls `fn` with the statement positioned on each row in turn.
+base::Status for_each_row(sqlite::Db& db, const char* sql, const std::function<void(const sqlite::Stmt&)>& fn) {
   auto stmt = db.prepare(sql);
   if (!stmt) return stmt.error();
   for (;;) {
     auto row = stmt->step();
     if (!row) return row.error();
     if (*row != sqlite::Step::kRow) return {};
-    out.insert(stmt->text(0));
+    fn(*stmt);
   }
+}
+
+// Reads one text column of every row into `out`.
+base::Status read_column(sqlite::Db& db, const char* sql, std::unordered_set<std::string>& out) {
+  return for_each_row(db, sql, [&out](const sqlite::Stmt& row) { out.insert(row.text(0)); });
 }
 
 // A stored alias or catch-all target, as AccountStore wrote it (parse_target). One that does
@@ -37,14 +42,7 @@ mail::Address stored_target(const std::string& text) {
 // Reads (key, target) rows, in the order given by `sql`.
 base::Status read_targets(sqlite::Db& db, const char* sql,
                           const std::function<void(std::string, mail::Address)>& add) {
-  auto stmt = db.prepare(sql);
-  if (!stmt) return stmt.error();
-  for (;;) {
-    auto row = stmt->step();
-    if (!row) return row.error();
-    if (*row != sqlite::Step::kRow) return {};
-    add(stmt->text(0), stored_target(stmt->text(1)));
-  }
+  return for_each_row(db, sql, [&add](const sqlite::Stmt& row) { add(row.text(0), stored_target(row.text(1))); });
 }
 
 // "user" of "user<sep>tag" (RFC 5233), or "" when `local` has no separator after a first octet.

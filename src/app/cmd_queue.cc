@@ -1,14 +1,18 @@
-// cmd_queue.cc: `petrel queue list` and `petrel queue show` over a read-only Spool.
+// cmd_queue.cc: `petrel queue list` and `show` over a read-only Spool; `flush`, `hold`, `release`
+// and `delete` through the running server's control socket (app/control.h).
 #include "app/cmd_queue.h"
 
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "app/common.h"
+#include "app/control.h"
 #include "base/strings.h"
 #include "queue/spool.h"
 
@@ -69,21 +73,105 @@ std::unique_ptr<queue::Spool> open_spool(const std::string& config_path) {
   return std::move(spool).value();
 }
 
-void list(const std::string& config_path) {
+const char* state_name(int status) {
+  switch (status) {
+    case 0: return "new";
+    case 1: return "delivered";
+    case 2: return "deferred";
+    case 3: return "failed";
+    case 4: return "expired";
+    case 5: return "held";
+    case 6: return "deleted";
+  }
+  return "?";
+}
+
+// "in 4m" / "now": when a deferred recipient is next due.
+std::string due_in(std::int64_t at) {
+  std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+  if (at <= now) return "now";
+  std::int64_t s = at - now;
+  if (s < 60) return "in " + std::to_string(s) + "s";
+  if (s < 3600) return "in " + std::to_string(s / 60) + "m";
+  return "in " + std::to_string(s / 3600) + "h";
+}
+
+// What the spool says about one message: its envelope and each recipient's last state.
+struct Listed {
+  queue::StoredMessage message;
+  std::vector<queue::RecipientState> last;  // status 0 (none yet) = new
+  std::size_t open = 0;                     // recipients not final
+};
+
+// The queue as the spool records it: one pass in log order, keeping only messages that still
+// have a recipient to deliver (or, with `all`, every message the spool still holds).
+void list(const std::string& config_path, bool all) {
   auto spool = open_spool(config_path);
-  std::uint64_t count = 0;
-  auto s = spool->for_each_message([&](const queue::StoredMessage& m) {
-    std::string rcpts;
-    for (const auto& r : m.envelope.recipients) {
-      if (!rcpts.empty()) rcpts += ",";
-      rcpts += address(r.address);
-    }
-    std::printf("%s %5s %10llu %s %s\n", m.id.c_str(), age(m.envelope.received_at).c_str(),
-                static_cast<unsigned long long>(m.body.length), address(m.envelope.sender).c_str(), rcpts.c_str());
-    ++count;
-  });
+  std::map<std::string, Listed> listed;
+  auto s = spool->for_each_record(
+      [&](const queue::StoredMessage& m) {
+        Listed& l = listed[m.id];
+        l.message = m;
+        l.message.envelope.recipients.shrink_to_fit();
+        l.last.assign(m.envelope.recipients.size(), queue::RecipientState{});
+        l.open = m.envelope.recipients.size();
+      },
+      [&](const queue::RecipientState& st, std::uint64_t) {
+        auto it = listed.find(st.id);
+        if (it == listed.end() || st.recipient >= it->second.last.size()) return;
+        auto& slot = it->second.last[st.recipient];
+        bool was_open = slot.id.empty() || !queue::format::is_final(slot.status);
+        if (!was_open) return;
+        slot = st;
+        if (queue::format::is_final(st.status) && --it->second.open == 0 && !all) listed.erase(it);
+      });
   if (!s) fail("cannot read the queue: " + s.error().message);
-  std::printf("%llu message%s\n", static_cast<unsigned long long>(count), count == 1 ? "" : "s");
+
+  std::uint64_t count = 0, rcpts = 0;
+  std::map<std::string, std::uint64_t> by_state;
+  for (const auto& [id, l] : listed) {
+    if (l.open == 0 && !all) continue;
+    const auto& m = l.message;
+    std::printf("%s %5s %10llu %s\n", id.c_str(), age(m.envelope.received_at).c_str(),
+                static_cast<unsigned long long>(m.body.length), address(m.envelope.sender).c_str());
+    for (std::size_t i = 0; i < m.envelope.recipients.size(); ++i) {
+      const auto& st = l.last[i];
+      int status = st.id.empty() ? 0 : static_cast<int>(st.status);
+      std::string line = std::string("    ") + state_name(status) + " " + address(m.envelope.recipients[i].address);
+      if (status != 0) line += " attempts=" + std::to_string(st.attempts);
+      if (status == static_cast<int>(queue::RecipientStatus::kDeferred)) {
+        line += " next=" + utc(st.next_attempt) + " (" + due_in(st.next_attempt) + ")";
+      }
+      std::string why = st.enhanced.empty() ? st.text : st.enhanced + " " + st.text;
+      if (st.reply_code != 0) why = std::to_string(st.reply_code) + " " + why;
+      if (!why.empty()) line += " \"" + show(why) + "\"";
+      std::printf("%s\n", line.c_str());
+      if (status == 0 || !queue::format::is_final(st.status)) {
+        ++rcpts;
+        ++by_state[state_name(status)];
+      }
+    }
+    ++count;
+  }
+  std::string detail;
+  for (const auto& [name, n] : by_state) detail += (detail.empty() ? "" : ", ") + std::to_string(n) + " " + name;
+  std::printf("%llu message%s, %llu recipient%s to deliver%s%s%s\n", static_cast<unsigned long long>(count),
+              count == 1 ? "" : "s", static_cast<unsigned long long>(rcpts), rcpts == 1 ? "" : "s",
+              detail.empty() ? "" : " (", detail.c_str(), detail.empty() ? "" : ")");
+}
+
+// flush/hold/release/delete: one line to the running server's control socket (app/control.h).
+void control(const std::string& config_path, const std::string& verb, const std::string& target) {
+  auto config = load_config_or_exit(config_path);
+  become_data_owner(config);
+  std::string line = verb + (target.empty() ? "" : " " + target);
+  auto answer = control_request(control_socket_path(config.server.data_dir), line, 90);
+  if (!answer) fail(answer.error().message);
+  if (answer->rfind("ok", 0) != 0) {
+    fail(answer->rfind("error ", 0) == 0 ? answer->substr(6) : *answer);
+  }
+  std::printf("%s: %s\n", verb.c_str(), answer->c_str() + (answer->size() > 3 ? 3 : answer->size()));
 }
 
 // raw: only the message octets as stored (for piping into other tools), no envelope.
@@ -150,13 +238,39 @@ void show_message(const std::string& config_path, const std::string& id, bool bo
 }  // namespace
 
 void register_queue_commands(CLI::App& app) {
-  auto* queue = app.add_subcommand("queue", "Look into the mail queue (read-only; safe while the server runs)");
+  auto* queue = app.add_subcommand("queue", "Look into the mail queue and act on it (safe while the server runs)");
   queue->require_subcommand(1);
 
-  auto* list_cmd = queue->add_subcommand("list", "One line per queued message: id, age, size, sender, recipients");
+  auto* list_cmd = queue->add_subcommand(
+      "list", "Messages still to deliver: id, age, size, sender, then each recipient's state, attempts, next try");
   auto list_config = std::make_shared<std::string>();
+  auto all = std::make_shared<bool>(false);
   add_config_option(list_cmd, *list_config);
-  list_cmd->callback([list_config] { list(*list_config); });
+  list_cmd->add_flag("--all", *all, "Also list messages whose recipients are all done but not yet removed");
+  list_cmd->callback([list_config, all] { list(*list_config, *all); });
+
+  // The commands that change the queue go through the running server (app/control.h).
+  struct Action {
+    const char* verb;
+    const char* help;
+    bool target_required;
+  };
+  static const Action kActions[] = {
+      {"flush", "Try deferred mail now: one message, or every one when no ID is given", false},
+      {"hold", "Stop delivering a message (ID, or ALL) until it is released; held mail does not expire", true},
+      {"release", "Release held mail (ID, or ALL): it is tried at once", true},
+      {"delete", "Delete a message (ID, or ALL) from the queue without delivering it and without a bounce", true},
+  };
+  for (const Action& a : kActions) {
+    auto* cmd = queue->add_subcommand(a.verb, a.help);
+    auto cfg = std::make_shared<std::string>();
+    auto target = std::make_shared<std::string>();
+    add_config_option(cmd, *cfg);
+    auto* opt = cmd->add_option("ID", *target, a.target_required ? "Queue id, or ALL" : "Queue id (default: all)");
+    if (a.target_required) opt->required();
+    std::string verb = a.verb;
+    cmd->callback([cfg, target, verb] { control(*cfg, verb, *target); });
+  }
 
   auto* show_cmd = queue->add_subcommand("show", "A message's envelope and headers (--body: the whole message)");
   auto show_config = std::make_shared<std::string>();

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "app/common.h"
+#include "app/control.h"
 #include "auth/directory_impl.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -165,10 +166,20 @@ int serve(const config::Config& c) {
   auto transport = std::make_unique<delivery::LocalTransport>(
       **spool, **directory, delivery::LocalTransportOptions{c.server.data_dir, 4, {}});
   // The scheduler makes itself the intake's commit listener, so it hears of every message.
-  auto scheduler = std::make_unique<queue::Scheduler>(**spool, *intake, *transport, clock,
-                                                      queue::SchedulerConfig::from(c.queue));
+  // DSNs (bounces) go back in through the same intake.
+  queue::SchedulerConfig sconfig = queue::SchedulerConfig::from(c.queue);
+  sconfig.hostname = c.server.hostname;
+  auto scheduler = std::make_unique<queue::Scheduler>(**spool, *intake, *transport, clock, sconfig, intake.get());
   if (auto s = scheduler->load(); !s) die("cannot load the queue: " + s.error().message);
   scheduler->start();
+
+  // `petrel queue flush|hold|release|delete` talk to the scheduler through this socket.
+  std::unique_ptr<ControlServer> control;
+  if (auto started = ControlServer::start(control_socket_path(c.server.data_dir), *scheduler); started) {
+    control = std::move(started).value();
+  } else {
+    PETREL_LOG(kError, "control.unavailable", "error=\"{}\"", base::log_escape(started.error().message));
+  }
 
   smtp::server::SessionContext ctx{c, **directory, *intake, tls->get()};
   server->start(ctx);
@@ -201,6 +212,7 @@ int serve(const config::Config& c) {
   server.reset();
   guards.clear();
   loops.clear();
+  control.reset();
   scheduler->stop();
   transport.reset();
   scheduler.reset();

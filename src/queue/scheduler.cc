@@ -20,6 +20,8 @@
 
 #include "base/log.h"
 #include "base/strings.h"
+#include "mail/dsn.h"
+#include "queue/notice.h"
 
 namespace petrel::queue {
 namespace {
@@ -51,7 +53,26 @@ struct Rcpt {
   std::uint32_t next_rel = 0;
 };
 constexpr std::uint8_t kNew = 0;
+constexpr std::uint8_t kHeld = static_cast<std::uint8_t>(RecipientStatus::kHeld);
 bool final_state(std::uint8_t s) { return s != kNew && format::is_final(static_cast<RecipientStatus>(s)); }
+// Not to be tried now: final, or on hold.
+bool resting(std::uint8_t s) { return s == kHeld || final_state(s); }
+
+// Entry::flags: what decides about notices without reading the message back.
+constexpr std::uint8_t kNullSender = 1;     // from <>: never a DSN about it (RFC 3461 6.2)
+constexpr std::uint8_t kSuccessNotify = 2;  // some recipient asked NOTIFY=SUCCESS
+
+// Entry::pending_op: an operator command waiting for a delivery in flight to end.
+constexpr std::uint8_t kPendingHold = 1;
+constexpr std::uint8_t kPendingDelete = 2;
+
+std::uint8_t flags_of(const mail::Envelope& e) {
+  std::uint8_t f = e.sender.null() ? kNullSender : 0;
+  for (const auto& r : e.recipients) {
+    if ((r.notify & mail::kNotifySuccess) && !(r.notify & mail::kNotifyNever)) f |= kSuccessNotify;
+  }
+  return f;
+}
 
 struct Entry {
   std::uint64_t segment = 0;
@@ -61,6 +82,8 @@ struct Entry {
   std::vector<Rcpt> rcpts;
   bool in_flight = false;
   bool spill = false;
+  std::uint8_t flags = 0;       // kNullSender, kSuccessNotify
+  std::uint8_t pending_op = 0;  // kPendingHold, kPendingDelete
 };
 
 struct Due {
@@ -69,13 +92,34 @@ struct Due {
   bool operator>(const Due& o) const { return at > o.at; }
 };
 
+// An operator command whose records are being committed: answered when the last is durable.
+struct ControlWait {
+  std::function<void(ControlResult)> done;
+  ControlResult result;
+  std::size_t outstanding = 0;  // commits not yet durable
+  void finish_one(const base::Status& s) {
+    if (!s && result.status) result.status = s;
+    if (--outstanding == 0 && done) std::exchange(done, nullptr)(std::move(result));
+  }
+};
+
 // A set of states submitted to the sink, remembered until it is committed (or not).
 struct PendingCommit {
   IdKey id;
   std::vector<RecipientState> states;
   std::vector<std::string> names;  // recipient addresses, for the log lines
   std::vector<std::string> why;    // the diagnostic as received
+  bool by_operator = false;        // from control(): DEFERRED means "released"
+  std::shared_ptr<ControlWait> waiter;
+
+  void add(RecipientState st, std::string name, std::string reason) {
+    states.push_back(std::move(st));
+    names.push_back(std::move(name));
+    why.push_back(std::move(reason));
+  }
 };
+
+bool bounce_state(RecipientStatus s) { return s == RecipientStatus::kFailed || s == RecipientStatus::kExpired; }
 
 Seconds to_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -125,6 +169,7 @@ struct Scheduler::Inbox {
     Seconds received_at;
     std::uint32_t nrcpt;
     bool spill;
+    std::uint8_t flags;
   };
   struct Results {
     IdKey id;
@@ -134,12 +179,23 @@ struct Scheduler::Inbox {
     std::shared_ptr<PendingCommit> commit;
     base::Status status;
   };
+  struct NoticeQueued {  // the DSN about `commit`'s recipients is durable (or not)
+    std::shared_ptr<PendingCommit> commit;
+    base::Status status;
+    std::string dsn_id;
+  };
+  struct Control {
+    ControlRequest request;
+    std::function<void(ControlResult)> done;
+  };
 
   std::mutex mu;
   std::condition_variable cv;
   std::vector<NewMessage> messages;
   std::vector<Results> results;
   std::vector<Committed> committed;
+  std::vector<NoticeQueued> notices;
+  std::vector<Control> controls;
   bool woken = false;
   bool stopping = false;
 
@@ -157,8 +213,9 @@ struct Scheduler::Inbox {
 // ---- the tick thread's state ----
 
 struct Scheduler::Impl {
-  Impl(const Spool& sp, StateSink& sk, Transport& tr, base::Clock& cl, SchedulerConfig cf, std::shared_ptr<Inbox> in)
-      : spool(sp), sink(sk), transport(tr), clock(cl), config(cf), inbox(std::move(in)) {
+  Impl(const Spool& sp, StateSink& sk, Transport& tr, base::Clock& cl, SchedulerConfig cf, Intake* nt,
+       std::shared_ptr<Inbox> in)
+      : spool(sp), sink(sk), transport(tr), clock(cl), config(cf), notices(nt), inbox(std::move(in)) {
     config.retry_first = std::max(config.retry_first, std::chrono::seconds(1));
     config.retry_max = std::max(config.retry_max, config.retry_first);
     config.concurrency = std::max<std::size_t>(config.concurrency, 1);
@@ -169,6 +226,7 @@ struct Scheduler::Impl {
   Transport& transport;
   base::Clock& clock;
   SchedulerConfig config;
+  Intake* notices;
   std::shared_ptr<Inbox> inbox;
 
   mutable std::mutex mu;  // held by load()/tick(); lets snapshot() and stats() look from outside
@@ -199,13 +257,14 @@ struct Scheduler::Impl {
   // ---- entries ----
 
   void add(const IdKey& id, std::uint64_t segment, std::uint64_t offset, Seconds received, std::uint32_t nrcpt,
-           bool spill) {
+           bool spill, std::uint8_t flags) {
     if (nrcpt == 0 || entries.count(id)) return;  // nothing to deliver, or already known
     Entry& e = entries[id];
     e.segment = segment;
     e.record_offset = offset;
     e.received_at = received;
     e.spill = spill;
+    e.flags = flags;
     e.rcpts.resize(nrcpt);
     ++pending_per_segment[segment];
   }
@@ -217,7 +276,7 @@ struct Scheduler::Impl {
     Seconds at = expire_at(e);
     bool any = false;
     for (const Rcpt& r : e.rcpts) {
-      if (final_state(r.state) || r.busy) continue;
+      if (resting(r.state) || r.busy) continue;
       any = true;
       at = std::min(at, rcpt_next(e, r));
     }
@@ -255,7 +314,8 @@ struct Scheduler::Impl {
     auto s = spool.for_each_record(
         [&](const StoredMessage& m) {
           add(key_of(m.id), m.segment, m.record_offset, m.envelope.received_at,
-              static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill);
+              static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill,
+              flags_of(m.envelope));
         },
         [&](const RecipientState& st, std::uint64_t) {
           auto it = entries.find(key_of(st.id));
@@ -294,20 +354,26 @@ struct Scheduler::Impl {
     std::vector<Inbox::NewMessage> messages;
     std::vector<Inbox::Results> results;
     std::vector<Inbox::Committed> committed;
+    std::vector<Inbox::NoticeQueued> notices_queued;
+    std::vector<Inbox::Control> controls;
     {
       std::lock_guard lk(inbox->mu);
       messages.swap(inbox->messages);
       results.swap(inbox->results);
       committed.swap(inbox->committed);
+      notices_queued.swap(inbox->notices);
+      controls.swap(inbox->controls);
     }
     Seconds now = to_seconds(clock.wall());
     for (auto& m : messages) {
-      add(m.id, m.segment, m.record_offset, m.received_at, m.nrcpt, m.spill);
+      add(m.id, m.segment, m.record_offset, m.received_at, m.nrcpt, m.spill, m.flags);
       auto it = entries.find(m.id);
       if (it != entries.end()) schedule(it->first, it->second);
     }
     for (auto& r : results) apply_results(r.id, std::move(r.results), now);
+    for (auto& n : notices_queued) apply_notice(n, now);
     for (auto& c : committed) apply_commit(*c.commit, c.status, now);
+    for (auto& c : controls) apply_control(c, now);
 
     // Due work, earliest first. Expiry needs no delivery slot; a delivery does.
     while (!heap.empty() && heap.top().at <= now) {
@@ -318,7 +384,7 @@ struct Scheduler::Impl {
         continue;
       }
       Entry& e = it->second;
-      if (now >= expire_at(e)) {
+      if (now >= expire_at(e) && !attempt_before_expiry(e)) {
         heap.pop();
         e.due = kNever;
         expire(it->first, e, now);
@@ -344,11 +410,21 @@ struct Scheduler::Impl {
     return from_seconds(heap.top().at);
   }
 
+  // Past its lifetime, a recipient is still tried once if that attempt was due before the
+  // lifetime ended (a restart after downtime, a flush, a release): its bounce then reports
+  // what the last attempt said. One due later just expires.
+  bool attempt_before_expiry(const Entry& e) const {
+    for (const Rcpt& r : e.rcpts) {
+      if (!resting(r.state) && !r.busy && rcpt_next(e, r) <= expire_at(e)) return true;
+    }
+    return false;
+  }
+
   void start_delivery(const IdKey& id, Entry& e, Seconds now) {
     DeliveryJob job;
     for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
       const Rcpt& r = e.rcpts[i];
-      if (!final_state(r.state) && !r.busy && rcpt_next(e, r) <= now) job.recipients.push_back(i);
+      if (!resting(r.state) && !r.busy && rcpt_next(e, r) <= now) job.recipients.push_back(i);
     }
     if (job.recipients.empty()) {
       schedule(id, e);
@@ -425,32 +501,33 @@ struct Scheduler::Impl {
       } else if (outcome == RecipientResult::Outcome::kFailed) {
         st.status = RecipientStatus::kFailed;
       } else if (now >= expire_at(e)) {
+        // RFC 3463 4.4.7 "delivery time expired"; the last attempt's answer stays in the text.
         st.status = RecipientStatus::kExpired;
+        st.text = "not delivered within the queue lifetime; last attempt: " + why;
+        st.enhanced = "4.4.7";
       } else {
         st.status = RecipientStatus::kDeferred;
         st.next_attempt = now + backoff(st.attempts);
       }
-      commit->states.push_back(std::move(st));
-      commit->names.push_back(fl.names[k]);
-      commit->why.push_back(std::move(why));
+      commit->add(std::move(st), fl.names[k], std::move(why));
     }
     for (const auto& r : results) {
       if (std::find(fl.indices.begin(), fl.indices.end(), r.index) == fl.indices.end()) {
         PETREL_LOG(kError, "queue.unexpected_result", "id={} rcpt_index={}", id_of(id), r.index);
       }
     }
-    submit(std::move(commit));
+    record(std::move(commit), e, now);
     schedule(id, e);
   }
 
   // Gives up on every recipient that is neither final nor busy.
-  void expire(const IdKey& id, Entry& e, Seconds /*now*/) {
+  void expire(const IdKey& id, Entry& e, Seconds now) {
     auto commit = std::make_shared<PendingCommit>();
     commit->id = id;
     std::optional<StoredMessage> m;
     for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
       Rcpt& r = e.rcpts[i];
-      if (final_state(r.state) || r.busy) continue;
+      if (resting(r.state) || r.busy) continue;
       if (!m) {  // only for the addresses in the log lines
         auto read = spool.read_message_at(e.segment, e.record_offset);
         m = read ? std::move(*read) : StoredMessage{};
@@ -463,10 +540,219 @@ struct Scheduler::Impl {
       st.enhanced = "4.4.7";  // RFC 3463: delivery time expired
       st.text = "not delivered within the queue lifetime";
       r.busy = 1;
-      commit->states.push_back(std::move(st));
-      commit->names.push_back(rcpt_name(m->envelope, i));
-      commit->why.push_back("4.4.7 not delivered within the queue lifetime");
+      commit->add(std::move(st), rcpt_name(m->envelope, i), "4.4.7 not delivered within the queue lifetime");
     }
+    if (!commit->states.empty()) record(std::move(commit), e, now);
+  }
+
+  // ---- notices (DSN) ----
+
+  // Records `commit`, first queueing the DSN its outcomes call for (scheduler.h): the final
+  // states wait in the busy state until the DSN is durable (apply_notice).
+  void record(std::shared_ptr<PendingCommit> commit, Entry& e, Seconds now) {
+    bool maybe = false;
+    for (const auto& st : commit->states) {
+      maybe = maybe || bounce_state(st.status) ||
+              (st.status == RecipientStatus::kDelivered && (e.flags & kSuccessNotify));
+    }
+    if (!maybe || (e.flags & kNullSender) || notices == nullptr) {
+      if (maybe) {
+        PETREL_LOG(kInfo, "queue.no_notice", "id={} why=\"{}\"", id_of(commit->id),
+                   (e.flags & kNullSender) ? "null sender" : "notices are off");
+      }
+      submit(std::move(commit));
+      return;
+    }
+    auto m = spool.read_message_at(e.segment, e.record_offset);
+    if (!m) {
+      ++stats.recording;  // apply_notice undoes it
+      apply_notice({std::move(commit), base::Status(m.error()), ""}, now);
+      return;
+    }
+    std::vector<mail::DsnRecipient> dsn = notice_recipients(*commit, m->envelope, now);
+    if (dsn.empty()) {
+      submit(std::move(commit));
+      return;
+    }
+    ++stats.recording;
+    NoticeConfig nc{config.hostname, config.postmaster};
+    std::shared_ptr<Inbox> box = inbox;
+    queue_notice(spool, *notices, *m, std::move(dsn), nc, now,
+                 [box, commit](base::Status s, const std::string& dsn_id) {
+                   box->push([&] { box->notices.push_back({commit, std::move(s), dsn_id}); });
+                 });
+  }
+
+  // Which of `c`'s outcomes the sender asked to hear about (RFC 3461 4.1: NOTIFY absent means
+  // FAILURE; NEVER means none), as DSN recipient blocks.
+  std::vector<mail::DsnRecipient> notice_recipients(const PendingCommit& c, const mail::Envelope& env, Seconds now) {
+    std::vector<mail::DsnRecipient> out;
+    for (std::size_t k = 0; k < c.states.size(); ++k) {
+      const RecipientState& st = c.states[k];
+      if (st.recipient >= env.recipients.size()) continue;
+      const mail::Recipient& r = env.recipients[st.recipient];
+      bool failed = bounce_state(st.status);
+      bool want = failed ? (r.notify == mail::kNotifyUnspecified || (r.notify & mail::kNotifyFailure))
+                         : st.status == RecipientStatus::kDelivered && (r.notify & mail::kNotifySuccess);
+      if (!want || (r.notify & mail::kNotifyNever)) continue;
+      mail::DsnRecipient d;
+      d.recipient = r.address;
+      d.orcpt_type = r.orcpt_type;
+      d.orcpt = r.orcpt;
+      d.action = failed ? mail::DsnAction::kFailed : mail::DsnAction::kDelivered;
+      d.status = !st.enhanced.empty() ? st.enhanced : failed ? "5.0.0" : "2.0.0";
+      d.remote_mta = st.remote_host;
+      d.diagnostic = st.reply_code != 0 ? std::to_string(st.reply_code) + " " : "";
+      d.diagnostic += st.enhanced.empty() ? st.text : st.enhanced + " " + st.text;
+      d.last_attempt = now;
+      out.push_back(std::move(d));
+    }
+    return out;
+  }
+
+  // The DSN about `n.commit` is durable: record the states. If it could not be queued, the
+  // failed and expired recipients stay pending (as if the attempt never happened: they are
+  // tried again, and bounce then); the others are recorded anyway (a missing success notice
+  // must not deliver a message twice).
+  void apply_notice(Inbox::NoticeQueued n, Seconds now) {
+    --stats.recording;
+    std::string id = id_of(n.commit->id);
+    if (n.status) {
+      ++stats.notices;
+      std::string rcpts;
+      bool bounce = false;
+      for (std::size_t k = 0; k < n.commit->states.size(); ++k) {
+        bounce = bounce || bounce_state(n.commit->states[k].status);
+        rcpts += (rcpts.empty() ? "" : ",") + n.commit->names[k];
+      }
+      PETREL_LOG(kInfo, bounce ? "queue.bounced" : "queue.notified", "id={} dsn_id={} rcpts={}", id, n.dsn_id, rcpts);
+      submit(std::move(n.commit));
+      return;
+    }
+    ++stats.notice_failures;
+    PETREL_LOG(kError, "queue.notice_failed", "id={} error=\"{}\"", id, base::log_escape(n.status.error().message));
+    auto keep = std::make_shared<PendingCommit>();
+    auto retry = std::make_shared<PendingCommit>();
+    keep->id = retry->id = n.commit->id;
+    for (std::size_t k = 0; k < n.commit->states.size(); ++k) {
+      auto& target = bounce_state(n.commit->states[k].status) ? retry : keep;
+      target->add(std::move(n.commit->states[k]), std::move(n.commit->names[k]), std::move(n.commit->why[k]));
+    }
+    if (!keep->states.empty()) submit(std::move(keep));
+    if (!retry->states.empty()) {
+      ++stats.recording;  // apply_commit undoes it
+      apply_commit(*retry, n.status, now);
+    }
+  }
+
+  // ---- operator commands ----
+
+  void apply_control(Inbox::Control& c, Seconds now) {
+    auto waiter = std::make_shared<ControlWait>();
+    waiter->done = std::move(c.done);
+    waiter->outstanding = 1;  // this function's own share, released at the end
+    if (c.request.id.empty()) {
+      for (auto& [id, e] : entries) control_one(c.request.op, id, e, now, waiter);
+    } else {
+      auto it = c.request.id.size() == 20 ? entries.find(key_of(c.request.id)) : entries.end();
+      if (it == entries.end()) {
+        waiter->result.status = base::permanent_error("no pending message " + base::log_escape(c.request.id) +
+                                                      " (unknown, or already delivered)");
+      } else {
+        control_one(c.request.op, it->first, it->second, now, waiter);
+      }
+    }
+    waiter->finish_one(base::Status());
+  }
+
+  void control_one(ControlRequest::Op op, const IdKey& id, Entry& e, Seconds now,
+                   const std::shared_ptr<ControlWait>& waiter) {
+    std::size_t changed = 0;
+    auto commit = std::make_shared<PendingCommit>();
+    commit->id = id;
+    commit->by_operator = true;
+    commit->waiter = waiter;
+    for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
+      Rcpt& r = e.rcpts[i];
+      if (final_state(r.state)) continue;
+      switch (op) {
+        case ControlRequest::Op::kFlush:
+          if (r.state == kHeld || r.busy) continue;
+          r.next_rel = 0;  // due at once
+          ++changed;
+          continue;
+        case ControlRequest::Op::kHold:
+          if (r.state == kHeld) continue;
+          if (r.busy) {
+            e.pending_op = kPendingHold;
+            ++changed;
+            continue;
+          }
+          break;
+        case ControlRequest::Op::kRelease:
+          if (e.pending_op == kPendingHold) e.pending_op = 0;
+          if (r.state != kHeld || r.busy) continue;
+          break;
+        case ControlRequest::Op::kDelete:
+          if (r.busy) {
+            e.pending_op = kPendingDelete;
+            ++changed;
+            continue;
+          }
+          break;
+      }
+      commit->add(operator_state(op, id, e, i, now), "#" + std::to_string(i), "");
+      r.busy = 1;
+      ++changed;
+    }
+    if (changed == 0) return;
+    ++waiter->result.messages;
+    waiter->result.recipients += changed;
+    if (!commit->states.empty()) {
+      ++waiter->outstanding;
+      submit(std::move(commit));
+    }
+    schedule(id, e);
+  }
+
+  RecipientState operator_state(ControlRequest::Op op, const IdKey& id, const Entry& e, std::uint32_t i, Seconds now) {
+    RecipientState st;
+    st.id = id_of(id);
+    st.recipient = i;
+    st.attempts = e.rcpts[i].attempts;
+    if (op == ControlRequest::Op::kHold) {
+      st.status = RecipientStatus::kHeld;
+      st.text = "held by the operator";
+    } else if (op == ControlRequest::Op::kRelease) {
+      st.status = RecipientStatus::kDeferred;
+      st.next_attempt = std::min(now, expire_at(e));  // tried once even past its lifetime
+      st.text = "released by the operator";
+    } else {
+      st.status = RecipientStatus::kDeleted;
+      st.text = "deleted by the operator";
+    }
+    return st;
+  }
+
+  // A hold or delete asked for while a delivery was in flight, now that it has ended.
+  void apply_pending_op(const IdKey& id, Entry& e, Seconds now) {
+    if (e.pending_op == 0 || e.in_flight) return;
+    auto op = e.pending_op == kPendingHold ? ControlRequest::Op::kHold : ControlRequest::Op::kDelete;
+    auto commit = std::make_shared<PendingCommit>();
+    commit->id = id;
+    commit->by_operator = true;
+    bool busy = false;
+    for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
+      Rcpt& r = e.rcpts[i];
+      if (final_state(r.state) || (op == ControlRequest::Op::kHold && r.state == kHeld)) continue;
+      if (r.busy) {
+        busy = true;
+        continue;
+      }
+      commit->add(operator_state(op, id, e, i, now), "#" + std::to_string(i), "");
+      r.busy = 1;
+    }
+    if (!busy) e.pending_op = 0;
     if (!commit->states.empty()) submit(std::move(commit));
   }
 
@@ -510,8 +796,13 @@ struct Scheduler::Impl {
           PETREL_LOG(kInfo, "queue.delivered", "id={} rcpt={} attempts={}", id, c.names[k], st.attempts);
           break;
         case RecipientStatus::kDeferred:
-          ++stats.deferred;
           set_next(e, r, st.next_attempt);
+          if (c.by_operator) {
+            ++stats.released;
+            PETREL_LOG(kInfo, "queue.released", "id={} rcpt={}", id, c.names[k]);
+            break;
+          }
+          ++stats.deferred;
           PETREL_LOG(kInfo, "queue.deferred", "id={} rcpt={} attempts={} next={} why=\"{}\"", id, c.names[k],
                      st.attempts, iso_time(st.next_attempt), why);
           break;
@@ -523,8 +814,18 @@ struct Scheduler::Impl {
           ++stats.expired;
           PETREL_LOG(kInfo, "queue.expired", "id={} rcpt={} attempts={} why=\"{}\"", id, c.names[k], st.attempts, why);
           break;
+        case RecipientStatus::kHeld:
+          ++stats.held;
+          PETREL_LOG(kInfo, "queue.held", "id={} rcpt={}", id, c.names[k]);
+          break;
+        case RecipientStatus::kDeleted:
+          ++stats.deleted;
+          PETREL_LOG(kInfo, "queue.deleted", "id={} rcpt={}", id, c.names[k]);
+          break;
       }
     }
+    if (c.waiter) c.waiter->finish_one(status);
+    apply_pending_op(c.id, e, now);
     bool done = !e.in_flight && std::all_of(e.rcpts.begin(), e.rcpts.end(), [](const Rcpt& r) { return final_state(r.state); });
     if (done) {
       retire(it);
@@ -572,14 +873,19 @@ SchedulerConfig SchedulerConfig::from(const config::QueueConfig& q) {
 }
 
 Scheduler::Scheduler(const Spool& spool, StateSink& sink, Transport& transport, base::Clock& clock,
-                     SchedulerConfig config)
+                     SchedulerConfig config, Intake* notices)
     : inbox_(std::make_shared<Inbox>()) {
   PETREL_ASSERT(spool.mode() == Spool::Mode::kWritable, "the scheduler needs a writable spool");
-  impl_ = std::make_unique<Impl>(spool, sink, transport, clock, config, inbox_);
+  impl_ = std::make_unique<Impl>(spool, sink, transport, clock, config, notices, inbox_);
   std::shared_ptr<Inbox> box = inbox_;
   sink.set_commit_listener([box](const StoredMessage& m) {
-    Inbox::NewMessage n{key_of(m.id), m.segment, m.record_offset, m.envelope.received_at,
-                        static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill};
+    Inbox::NewMessage n{key_of(m.id),
+                        m.segment,
+                        m.record_offset,
+                        m.envelope.received_at,
+                        static_cast<std::uint32_t>(m.envelope.recipients.size()),
+                        m.body.kind == format::BodyKind::kSpill,
+                        flags_of(m.envelope)};
     box->push([&] { box->messages.push_back(n); });
   });
 }
@@ -595,8 +901,13 @@ base::Status Scheduler::load() {
 }
 
 void Scheduler::enqueue(const StoredMessage& m) {
-  Inbox::NewMessage n{key_of(m.id), m.segment, m.record_offset, m.envelope.received_at,
-                      static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill};
+  Inbox::NewMessage n{key_of(m.id),
+                      m.segment,
+                      m.record_offset,
+                      m.envelope.received_at,
+                      static_cast<std::uint32_t>(m.envelope.recipients.size()),
+                      m.body.kind == format::BodyKind::kSpill,
+                      flags_of(m.envelope)};
   inbox_->push([&] { inbox_->messages.push_back(n); });
 }
 
@@ -635,6 +946,10 @@ void Scheduler::stop() {
   }
   inbox_->cv.notify_all();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+void Scheduler::control(ControlRequest request, std::function<void(ControlResult)> done) {
+  inbox_->push([&] { inbox_->controls.push_back({std::move(request), std::move(done)}); });
 }
 
 std::vector<MessageSummary> Scheduler::snapshot() const {

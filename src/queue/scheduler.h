@@ -14,9 +14,14 @@
 // not delivered `lifetime` after the message arrived expires. At most `concurrency`
 // deliveries are in flight. Segments are deleted oldest first once every message in them is
 // final, never the one being written, never one in which recovery found damage.
-// Not done here: how to deliver (transport.h), bounces (later), paging deferred entries to
-// disk for very long queues (later: memory is about 160 bytes per pending message plus 8 per
-// recipient, see memory_bytes()).
+// Notices (DSN, RFC 3461): when a recipient fails or expires (or is delivered with
+// NOTIFY=SUCCESS) and the sender is not <> and did not say NOTIFY=NEVER, a DSN
+// (mail/dsn.h) is queued through `notices` before the recipient's final state is recorded:
+// a crash in between repeats the attempt and the DSN (at least once, never lost).
+// Operator commands (control()): flush, hold, release, delete, answered once durable.
+// Not done here: how to deliver (transport.h), delay warnings (issue 5), paging deferred
+// entries to disk for very long queues (later: memory is about 160 bytes per pending message
+// plus 8 per recipient, see memory_bytes()).
 // Failure: a state record that cannot be committed leaves its recipient pending (retried after
 // retry_first; a delivery may then be repeated: at least once, never lost). A message that
 // cannot be read back from the spool is deferred like any temporary failure.
@@ -28,6 +33,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,6 +43,7 @@
 #include "base/clock.h"
 #include "base/result.h"
 #include "config/config.h"
+#include "queue/intake.h"
 #include "queue/spool.h"
 #include "queue/state_sink.h"
 #include "queue/transport.h"
@@ -48,14 +55,27 @@ struct SchedulerConfig {
   std::chrono::seconds retry_max{std::chrono::hours(1)};
   std::chrono::seconds lifetime{std::chrono::hours(24 * 5)};
   std::size_t concurrency = 20;  // deliveries in flight at once
+  std::string hostname = "localhost";  // Reporting-MTA of the DSNs
+  std::string postmaster;              // From: of the DSNs; "MAILER-DAEMON@<hostname>" when empty
 
   // From the [queue] section (durations rounded down to seconds, at least 1 s).
   static SchedulerConfig from(const config::QueueConfig& queue);
 };
 
+// An operator's command (`petrel queue flush|hold|release|delete`), through the control socket.
+struct ControlRequest {
+  enum class Op : std::uint8_t { kFlush, kHold, kRelease, kDelete } op = Op::kFlush;
+  std::string id;  // one queue id; empty = every pending message
+};
+struct ControlResult {
+  base::Status status;          // an error when the id is not pending, or a record failed
+  std::size_t messages = 0;     // messages the command applied to
+  std::size_t recipients = 0;   // recipients whose state it changed (or will, once in flight ends)
+};
+
 // What snapshot() reports about one pending message (for `petrel queue` and the admin API).
 struct MessageSummary {
-  enum class State : std::uint8_t { kNew = 0, kDelivered = 1, kDeferred = 2, kFailed = 3, kExpired = 4 };
+  enum class State : std::uint8_t { kNew = 0, kDelivered = 1, kDeferred = 2, kFailed = 3, kExpired = 4, kHeld = 5, kDeleted = 6 };
   struct Recipient {
     State state = State::kNew;
     std::uint32_t attempts = 0;
@@ -79,6 +99,8 @@ class Scheduler {
     std::uint64_t in_flight = 0;  // deliveries handed to the transport, not yet answered
     std::uint64_t recording = 0;  // state batches submitted, not yet committed
     std::uint64_t delivered = 0, deferred = 0, failed = 0, expired = 0;  // recipients, since start
+    std::uint64_t held = 0, released = 0, deleted = 0;                  // recipients, since start
+    std::uint64_t notices = 0, notice_failures = 0;                     // DSNs queued / not queued
     std::uint64_t retired_messages = 0, retired_segments = 0, state_failures = 0;
   };
 
@@ -86,7 +108,10 @@ class Scheduler {
   // message committed from now on is enqueued: the wiring must not replace that listener
   // (retiring relies on hearing of every message; see state_sink.h). All references must outlive this object;
   // `spool` must be writable (segments are deleted through it).
-  Scheduler(const Spool& spool, StateSink& sink, Transport& transport, base::Clock& clock, SchedulerConfig config);
+  // `notices` (may be null: no DSNs are sent, only logged) is where DSNs are queued; in the
+  // server it is the same IntakeImpl as `sink`.
+  Scheduler(const Spool& spool, StateSink& sink, Transport& transport, base::Clock& clock, SchedulerConfig config,
+            Intake* notices = nullptr);
   // Stops the thread if it runs. Answers the transport gives later are dropped (the
   // recipients are simply tried again after a restart).
   ~Scheduler();
@@ -111,6 +136,13 @@ class Scheduler {
   void start();
   void run();
   void stop();
+
+  // Applies an operator command at the next tick. `done` is called once, on the scheduler's
+  // thread, when the records it wrote are durable (flush writes none: at once). Recipients in
+  // a delivery right now are held or deleted when that delivery ends (if it did not deliver
+  // them). Flush makes deferred recipients due now; hold stops a message's delivery and its
+  // expiry until release, which makes it due now. Thread: any.
+  void control(ControlRequest request, std::function<void(ControlResult)> done);
 
   std::vector<MessageSummary> snapshot() const;
   Stats stats() const;

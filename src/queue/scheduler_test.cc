@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -113,7 +115,8 @@ class SchedulerTest : public testing::QuietLogs {
     auto i = IntakeImpl::create(*spool_, clock_);
     ASSERT_TRUE(i) << i.error().message;
     intake_ = std::move(i).value();
-    sched_ = std::make_unique<Scheduler>(*spool_, *intake_, *transport_, clock_, sconfig_);
+    sched_ = std::make_unique<Scheduler>(*spool_, *intake_, *transport_, clock_, sconfig_,
+                                         notices_ ? intake_.get() : nullptr);
     auto l = sched_->load();
     ASSERT_TRUE(l) << l.error().message;
   }
@@ -149,6 +152,7 @@ class SchedulerTest : public testing::QuietLogs {
   TempDir dir_;
   config::QueueConfig config_;
   SchedulerConfig sconfig_;
+  bool notices_ = false;  // queue DSNs through the intake
   base::FakeClock clock_;
   SpoolIo io_;
   std::atomic<int> fail_syncs_{0};
@@ -244,8 +248,10 @@ TEST_F(SchedulerTest, BackoffDoublesFromRetryFirstUpToRetryMax) {
 
 TEST_F(SchedulerTest, RecipientsExpireAfterTheLifetimeAndTheMessageIsRetired) {
   sconfig_.lifetime = 2h;
+  sconfig_.retry_first = 3h;
+  sconfig_.retry_max = 3h;
   open();
-  std::string quiet = put(1);  // deferred once, then never answered again before expiry
+  std::string quiet = put(1);  // deferred once; its next attempt would come after its lifetime
   sched_->tick();
   transport_->answer_all(0, Outcome::kDeferred);
   settle();
@@ -507,6 +513,272 @@ TEST_F(SchedulerTest, MemoryAndLoadTimeOfALongQueue) {
               "RSS +%ld KiB\n",
               kMessages, static_cast<long long>(ms), bytes, bytes / kMessages, rss_after - rss_before);
   EXPECT_LT(bytes / kMessages, 400u);
+}
+
+
+// ---- notices (DSN) ----
+
+class NoticeTest : public SchedulerTest {
+ protected:
+  void SetUp() override {
+    SchedulerTest::SetUp();
+    notices_ = true;
+    sconfig_.hostname = "mx.example.org";
+  }
+  std::string put_env(mail::Envelope e, std::string_view body = "Subject: t\r\n\r\nhi\r\n") {
+    e.received_at = std::chrono::duration_cast<std::chrono::seconds>(clock_.wall().time_since_epoch()).count();
+    return put_message(*intake_, e, body);
+  }
+  // Every message in the spool, in log order, and where each state record sits among them.
+  std::vector<std::string> log_order() {
+    std::vector<std::string> v;
+    EXPECT_TRUE(spool_->for_each_record([&](const StoredMessage& m) { v.push_back("msg " + m.id); },
+                                        [&](const RecipientState& st, std::uint64_t) {
+                                          v.push_back("state " + st.id + " " + std::to_string(static_cast<int>(st.status)));
+                                        }));
+    return v;
+  }
+  std::string body_of(const DeliveryJob& job) {
+    std::string body;
+    EXPECT_TRUE(spool_->read_body(job.message, body));
+    return body;
+  }
+};
+
+TEST_F(NoticeTest, AFailureQueuesOneBounceToTheSenderBeforeItsFinalState) {
+  open();
+  std::string id = put(2);
+  sched_->tick();
+  transport_->answer(0, [](std::uint32_t i) { return i == 0 ? Outcome::kFailed : Outcome::kDelivered; });
+  settle();
+  EXPECT_EQ(sched_->stats().notices, 1u);
+  EXPECT_EQ(sched_->stats().failed, 1u);
+  EXPECT_EQ(sched_->stats().delivered, 1u);
+
+  // The DSN is a new message, delivered like any other: from <>, to the original sender.
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u);
+  DeliveryJob dsn = transport_->job(1);
+  EXPECT_TRUE(dsn.message.envelope.sender.null());
+  ASSERT_EQ(dsn.message.envelope.recipients.size(), 1u);
+  EXPECT_EQ(dsn.message.envelope.recipients[0].address.local, "alice");
+  EXPECT_EQ(dsn.message.envelope.recipients[0].address.domain, "example.org");
+  std::string body = body_of(dsn);
+  EXPECT_NE(body.find("multipart/report"), std::string::npos);
+  EXPECT_NE(body.find("Reporting-MTA: dns; mx.example.org"), std::string::npos);
+  EXPECT_NE(body.find("Final-Recipient: rfc822; user0@example.net"), std::string::npos);
+  EXPECT_NE(body.find("Action: failed"), std::string::npos);
+  EXPECT_NE(body.find("Status: 5.1.1"), std::string::npos);
+  EXPECT_EQ(body.find("user1@example.net"), std::string::npos) << "the delivered recipient is not reported";
+
+  // On disk: the DSN is durable before the FAILED record that ends its recipient.
+  auto order = log_order();
+  auto dsn_at = std::find(order.begin(), order.end(), "msg " + dsn.message.id);
+  auto failed_at = std::find(order.begin(), order.end(), "state " + id + " 3");
+  ASSERT_NE(dsn_at, order.end());
+  ASSERT_NE(failed_at, order.end());
+  EXPECT_LT(dsn_at, failed_at);
+
+  // A DSN that fails in its turn is not answered by another (from <>).
+  transport_->answer_all(1, Outcome::kFailed);
+  settle();
+  EXPECT_EQ(sched_->stats().notices, 1u);
+  EXPECT_EQ(sched_->stats().pending, 0u);
+}
+
+TEST_F(NoticeTest, NoNoticeForTheNullSenderNorForNotifyNever) {
+  open();
+  auto from_null = sample_envelope(1);
+  from_null.sender = mail::Address{};
+  put_env(from_null);
+  auto never = sample_envelope(1);
+  never.recipients[0].notify = mail::kNotifyNever;
+  put_env(never);
+  auto delay_only = sample_envelope(1);
+  delay_only.recipients[0].notify = mail::kNotifyDelay;
+  put_env(delay_only);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) transport_->answer_all(i, Outcome::kFailed);
+  settle();
+  sched_->tick();
+  EXPECT_EQ(sched_->stats().failed, 3u);
+  EXPECT_EQ(sched_->stats().notices, 0u);
+  EXPECT_EQ(transport_->count(), 3u) << "no DSN was queued";
+}
+
+TEST_F(NoticeTest, ExpiryBouncesWithTheExpiryStatus) {
+  sconfig_.lifetime = 2h;
+  open();
+  auto e = sample_envelope(1);
+  e.recipients[0].notify = mail::kNotifyUnspecified;  // RFC 3461 4.1: FAILURE by default
+  put_env(e);
+  sched_->tick();
+  transport_->answer_all(0, Outcome::kDeferred);
+  settle();
+  // The retry was due before the lifetime ended (the clock jumped past both): it is still
+  // made once, and its deferral is the expiry.
+  clock_.advance(2h + 1s);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u);
+  transport_->answer_all(1, Outcome::kDeferred);
+  settle();
+  EXPECT_EQ(sched_->stats().expired, 1u);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 3u);
+  std::string body = body_of(transport_->job(2));
+  EXPECT_NE(body.find("Action: failed"), std::string::npos);
+  EXPECT_NE(body.find("4.4.7"), std::string::npos);
+}
+
+TEST_F(NoticeTest, NotifySuccessGivesADeliveredReport) {
+  open();
+  auto e = sample_envelope(1);
+  e.recipients[0].notify = mail::kNotifySuccess;
+  e.envid = "env-42";
+  put_env(e);
+  sched_->tick();
+  transport_->answer_all(0, Outcome::kDelivered);
+  settle();
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u);
+  std::string body = body_of(transport_->job(1));
+  EXPECT_NE(body.find("Action: delivered"), std::string::npos);
+  EXPECT_NE(body.find("Original-Envelope-Id: env-42"), std::string::npos);
+}
+
+TEST_F(NoticeTest, ABounceThatCannotBeQueuedKeepsItsRecipientPending) {
+  open();
+  put(2);
+  sched_->tick();
+  fail_syncs_ = 1;  // the DSN's batch fails
+  transport_->answer(0, [](std::uint32_t i) { return i == 0 ? Outcome::kFailed : Outcome::kDelivered; });
+  settle();
+  auto st = sched_->stats();
+  EXPECT_EQ(st.notice_failures, 1u);
+  EXPECT_EQ(st.failed, 0u) << "not final without its bounce";
+  EXPECT_EQ(st.delivered, 1u) << "the delivered recipient is recorded anyway";
+  EXPECT_EQ(st.pending, 1u);
+  clock_.advance(sconfig_.retry_first);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u) << "tried again";
+  EXPECT_EQ(transport_->job(1).recipients, std::vector<std::uint32_t>{0});
+  transport_->answer_all(1, Outcome::kFailed);
+  settle();
+  EXPECT_EQ(sched_->stats().notices, 1u);
+  EXPECT_EQ(sched_->stats().pending, 1u) << "only the DSN itself is left";
+}
+
+// ---- operator commands ----
+
+class ControlTest : public SchedulerTest {
+ protected:
+  ControlResult control(ControlRequest::Op op, const std::string& id) {
+    std::optional<ControlResult> got;
+    sched_->control({op, id}, [&](ControlResult r) { got = std::move(r); });
+    for (int i = 0; i < 10000 && !got; ++i) {
+      sched_->tick();
+      if (!got) std::this_thread::sleep_for(1ms);
+    }
+    EXPECT_TRUE(got.has_value()) << "no answer";
+    return got.value_or(ControlResult{});
+  }
+  RecipientStatus last_state(const std::string& id) {
+    RecipientStatus last{};
+    for (const auto& s : states_on_disk()) {
+      if (s.id == id) last = s.status;
+    }
+    return last;
+  }
+};
+
+TEST_F(ControlTest, HoldStopsDeliveryAndExpiryUntilRelease) {
+  sconfig_.lifetime = 2h;
+  open();
+  std::string id = put(1);
+  sched_->tick();
+  transport_->answer_all(0, Outcome::kDeferred);
+  settle();
+
+  auto r = control(ControlRequest::Op::kHold, id);
+  ASSERT_TRUE(r.status) << r.status.error().message;
+  EXPECT_EQ(r.messages, 1u);
+  EXPECT_EQ(r.recipients, 1u);
+  EXPECT_EQ(last_state(id), RecipientStatus::kHeld);
+  clock_.advance(3h);  // past its retry and its lifetime
+  sched_->tick();
+  EXPECT_EQ(transport_->count(), 1u) << "held: not tried";
+  EXPECT_EQ(sched_->stats().expired, 0u) << "held: not expired";
+
+  // The hold survives a restart.
+  open();
+  clock_.advance(1h);
+  sched_->tick();
+  EXPECT_EQ(transport_->count(), 0u);
+  ASSERT_EQ(sched_->snapshot().size(), 1u);
+  EXPECT_EQ(sched_->snapshot()[0].recipients[0].state, MessageSummary::State::kHeld);
+
+  r = control(ControlRequest::Op::kRelease, id);
+  ASSERT_TRUE(r.status);
+  EXPECT_EQ(r.recipients, 1u);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 1u) << "released: due at once";
+}
+
+TEST_F(ControlTest, DeleteEndsEveryRecipientWithoutDelivery) {
+  open();
+  std::string id = put(2);
+  sched_->tick();
+  transport_->answer_all(0, Outcome::kDeferred);
+  settle();
+  auto r = control(ControlRequest::Op::kDelete, id);
+  ASSERT_TRUE(r.status);
+  EXPECT_EQ(r.recipients, 2u);
+  EXPECT_EQ(sched_->stats().pending, 0u);
+  EXPECT_EQ(sched_->stats().deleted, 2u);
+  EXPECT_EQ(last_state(id), RecipientStatus::kDeleted);
+  clock_.advance(1h);
+  sched_->tick();
+  EXPECT_EQ(transport_->count(), 1u);
+  auto again = control(ControlRequest::Op::kDelete, id);
+  EXPECT_FALSE(again.status) << "no longer pending";
+}
+
+TEST_F(ControlTest, FlushMakesDeferredMailDueNow) {
+  open();
+  std::string a = put(1), b = put(1);
+  sched_->tick();
+  transport_->answer_all(0, Outcome::kDeferred);
+  transport_->answer_all(1, Outcome::kDeferred);
+  settle();
+  auto r = control(ControlRequest::Op::kFlush, a);
+  EXPECT_EQ(r.messages, 1u);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 3u);
+  EXPECT_EQ(transport_->job(2).message.id, a);
+  transport_->answer_all(2, Outcome::kDeferred);
+  settle();
+  r = control(ControlRequest::Op::kFlush, "");  // all
+  EXPECT_EQ(r.messages, 2u);
+  sched_->tick();
+  EXPECT_EQ(transport_->count(), 5u);
+  EXPECT_FALSE(control(ControlRequest::Op::kFlush, "NOSUCHIDNOSUCHIDNOSU").status);
+}
+
+TEST_F(ControlTest, HoldDuringADeliveryTakesEffectWhenItEnds) {
+  open();
+  std::string id = put(1);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 1u);
+  auto r = control(ControlRequest::Op::kHold, id);  // answered at once: nothing to write yet
+  EXPECT_EQ(r.recipients, 1u);
+  transport_->answer_all(0, Outcome::kDeferred);
+  settle();
+  settle();
+  EXPECT_EQ(last_state(id), RecipientStatus::kHeld);
+  clock_.advance(2h);
+  sched_->tick();
+  EXPECT_EQ(transport_->count(), 1u);
 }
 
 }  // namespace

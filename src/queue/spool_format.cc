@@ -295,7 +295,7 @@ base::Result<RecipientState> decode_state(std::string_view payload) {
   if (!r.le(st.recipient) || !r.u8(status) || !r.le(st.attempts) || !r.le(st.next_attempt) || !r.le(st.reply_code)) {
     return bad("truncated state");
   }
-  if (status < 1 || status > 4) return bad("state out of range");
+  if (status < 1 || status > 6) return bad("state out of range");
   st.status = static_cast<RecipientStatus>(status);
   if (st.reply_code != 0 && (st.reply_code < 200 || st.reply_code > 599)) return bad("reply code out of range");
   if (!r.str(st.enhanced) || !r.str(st.text) || !r.str(st.remote_host)) return bad("truncated reply");

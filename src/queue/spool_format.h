@@ -107,10 +107,12 @@ enum class RecipientStatus : std::uint8_t {
   kDeferred = 2,   // temporary failure: `attempts` and `next_attempt` say when to try again
   kFailed = 3,     // final: permanent failure
   kExpired = 4,    // final: still not delivered when the queue lifetime ran out
+  kHeld = 5,       // put on hold by the operator (`petrel queue hold`): neither tried nor expired
+  kDeleted = 6,    // final: removed by the operator (`petrel queue delete`), no DSN
 };
 
 // True for the states after which a recipient is never tried again.
-inline bool is_final(RecipientStatus s) { return s != RecipientStatus::kDeferred; }
+inline bool is_final(RecipientStatus s) { return s != RecipientStatus::kDeferred && s != RecipientStatus::kHeld; }
 
 struct RecipientState {
   std::string id;               // the message's queue id

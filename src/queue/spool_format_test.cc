@@ -220,7 +220,7 @@ TEST(SpoolFormat, StateTruncationsAndBadValuesAreRejected) {
   for (std::size_t n = 0; n < payload.size(); ++n) EXPECT_FALSE(decode_state(payload.substr(0, n))) << n;
   EXPECT_FALSE(decode_state(payload + "x"));
   const std::size_t status_at = 1 + 4 + 20 + 4;
-  for (char bad_status : {'\0', '\x05', '\xff'}) {
+  for (char bad_status : {'\0', '\x07', '\xff'}) {
     std::string p = payload;
     p[status_at] = bad_status;
     EXPECT_FALSE(decode_state(p)) << int(bad_status);

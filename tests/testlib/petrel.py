@@ -32,7 +32,9 @@ def free_port():
 
 class Petrel:
     """A private Petrel server. extra_toml is appended to the generated config; sections it
-    names must not be generated ones unless smtp_toml/queue_toml are used instead."""
+    names must not be generated ones unless smtp_toml/queue_toml are used instead. [queue]
+    has min_free_space = 0 unless queue_toml sets it. data_dir, when given, may exist already
+    (e.g. a mount point); otherwise it is <tmp>/data."""
 
     def __init__(self, smtp_toml="", queue_toml="", server_toml="", extra_toml="", users=USERS, aliases=None,
                  data_dir=None):
@@ -54,7 +56,7 @@ level = "debug"
 [smtp]
 {smtp_toml}
 [queue]
-min_free_space = 0
+{"" if "min_free_space" in queue_toml else "min_free_space = 0"}
 {queue_toml}
 [[listener]]
 name = "smtp"
@@ -144,7 +146,8 @@ address = "127.0.0.1:{self.ports['submissions']}"
         return r
 
     def queue_ids(self):
-        out = self.cli("queue", "list").stdout
+        """Every message the spool still holds, delivered or not (`queue list --all`)."""
+        out = self.cli("queue", "list", "--all").stdout
         return re.findall(r"^([0-9A-Z]{20})\s", out, re.M)
 
     def queue_body(self, queue_id):

@@ -181,6 +181,7 @@ void read_queue(Section s, QueueConfig& c) {
   s.duration("retry_max", c.retry_max);
   s.duration("lifetime", c.lifetime);
   s.integer("delivery_concurrency", c.delivery_concurrency, 1, 10000);
+  s.integer("active_limit", c.active_limit, 100, 100000000);
   s.finish();
 }
 
@@ -379,7 +380,8 @@ std::string to_toml(const Config& c) {
   o << "[queue]\nmin_free_space = " << size(c.queue.min_free_space) << "\nsegment_size = " << size(c.queue.segment_size)
     << "\nmemory_per_message = " << size(c.queue.memory_per_message) << "\nretry_first = " << dur(c.queue.retry_first)
     << "\nretry_max = " << dur(c.queue.retry_max) << "\nlifetime = " << dur(c.queue.lifetime)
-    << "\ndelivery_concurrency = " << c.queue.delivery_concurrency << "\n\n";
+    << "\ndelivery_concurrency = " << c.queue.delivery_concurrency
+    << "\nactive_limit = " << c.queue.active_limit << "\n\n";
   o << "[accounts]\nsubaddress_separator = " << quote(c.accounts.subaddress_separator) << "\n";
   for (const auto& l : c.listeners) {
     const char* kind = l.kind == ListenerKind::kSmtp ? "smtp" : l.kind == ListenerKind::kSubmission ? "submission" : "submissions";

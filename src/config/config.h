@@ -80,6 +80,7 @@ struct QueueConfig {
   milliseconds retry_max{std::chrono::hours(1)};      // retries double up to this interval
   milliseconds lifetime{std::chrono::hours(24 * 5)};  // then the recipient expires
   std::size_t delivery_concurrency = 20;              // deliveries in flight at once
+  std::size_t active_limit = 100000;                 // pending messages held in memory (the rest wait on disk)
 };
 
 struct AccountsConfig {

@@ -86,6 +86,22 @@ struct Entry {
   std::uint8_t pending_op = 0;  // kPendingHold, kPendingDelete
 };
 
+// Where a MESSAGE record sits in the log; log order is (segment, offset) order.
+struct Position {
+  std::uint64_t segment = 0, offset = 0;
+  auto operator<=>(const Position&) const = default;
+};
+constexpr Position kLogEnd{std::numeric_limits<std::uint64_t>::max(), 0};
+
+// Part of the log whose pending messages are not in memory (README "The active window"):
+// every message in [from, to) that is neither in memory nor final is due no earlier than
+// `wake`.
+struct Range {
+  Position from, to;
+  Seconds wake;
+};
+constexpr std::size_t kMaxRanges = 32;  // more are merged: memory stays a few KiB
+
 struct Due {
   Seconds at;
   IdKey id;
@@ -240,6 +256,11 @@ struct Scheduler::Impl {
   std::unordered_map<IdKey, InFlight, IdHash> in_flight;
   bool retire_check = false;
   Stats stats;
+  std::vector<Range> ranges;  // what waits on disk, beyond the active window
+  Seconds last_refill = 0;
+
+  std::size_t limit_slack = 0;  // read_in_one()
+  std::size_t limit() const { return std::max<std::size_t>(config.active_limit, 1) + limit_slack; }
 
   Seconds expire_at(const Entry& e) const { return e.received_at + config.lifetime.count(); }
   Seconds rcpt_next(const Entry& e, const Rcpt& r) const { return r.next_rel == 0 ? 0 : e.received_at + r.next_rel; }
@@ -256,9 +277,20 @@ struct Scheduler::Impl {
 
   // ---- entries ----
 
+  // Takes a message into memory, unless the active window is full: then it waits on disk
+  // (a range due now) until a refill reads it in.
   void add(const IdKey& id, std::uint64_t segment, std::uint64_t offset, Seconds received, std::uint32_t nrcpt,
-           bool spill, std::uint8_t flags) {
+           bool spill, std::uint8_t flags, Seconds now) {
     if (nrcpt == 0 || entries.count(id)) return;  // nothing to deliver, or already known
+    if (entries.size() >= limit()) {
+      wait_on_disk({segment, offset}, {segment, offset + 1}, now);
+      return;
+    }
+    insert(id, segment, offset, received, nrcpt, spill, flags);
+  }
+
+  Entry& insert(const IdKey& id, std::uint64_t segment, std::uint64_t offset, Seconds received, std::uint32_t nrcpt,
+                bool spill, std::uint8_t flags) {
     Entry& e = entries[id];
     e.segment = segment;
     e.record_offset = offset;
@@ -267,6 +299,180 @@ struct Scheduler::Impl {
     e.flags = flags;
     e.rcpts.resize(nrcpt);
     ++pending_per_segment[segment];
+    return e;
+  }
+
+  // ---- the active window (README "The active window") ----
+
+  void wait_on_disk(Position from, Position to, Seconds wake) {
+    ++stats.paged_out;
+    for (Range& r : ranges) {
+      // Arrivals come in log order: most extend the range the previous one started.
+      if (r.to == from && r.wake <= wake) {
+        r.to = to;
+        return;
+      }
+    }
+    ranges.push_back({from, to, wake});
+    if (ranges.size() <= kMaxRanges) return;
+    // Too many: merge the two neighbours (in log order) closest together. The merged range
+    // may cover messages in memory; a refill skips those.
+    std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.from < b.from; });
+    std::size_t best = 0;
+    for (std::size_t i = 1; i + 1 < ranges.size(); ++i) {
+      auto gap = [&](std::size_t k) { return ranges[k + 1].from.segment - ranges[k].to.segment; };
+      if (gap(i) < gap(best)) best = i;
+    }
+    Range& a = ranges[best];
+    const Range& b = ranges[best + 1];
+    a.to = std::max(a.to, b.to);
+    a.wake = std::min(a.wake, b.wake);
+    ranges.erase(ranges.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+  }
+
+  // Earliest time an entry needs attention: a recipient's next attempt (0 = now), kNever
+  // when only held or busy ones are left.
+  Seconds next_due(const Entry& e) const {
+    Seconds at = kNever;
+    for (const Rcpt& r : e.rcpts) {
+      if (!resting(r.state) && !r.busy) at = std::min(at, rcpt_next(e, r));
+    }
+    return at;
+  }
+
+  // Takes an idle deferred entry out of memory (its state is all on disk).
+  void page_out(std::unordered_map<IdKey, Entry, IdHash>::iterator it, Seconds wake) {
+    Entry& e = it->second;
+    auto p = pending_per_segment.find(e.segment);
+    if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
+    wait_on_disk({e.segment, e.record_offset}, {e.segment, e.record_offset + 1}, wake);
+    entries.erase(it);
+  }
+
+  bool pageable(const Entry& e, Seconds now) const {
+    if (e.in_flight || e.pending_op != 0) return false;
+    bool held = false;
+    for (const Rcpt& r : e.rcpts) {
+      if (r.busy) return false;
+      held = held || r.state == kHeld;
+    }
+    return !held && next_due(e) > now + kPageOutMargin;
+  }
+  static constexpr Seconds kPageOutMargin = 60;
+
+  // Called from tick(): when mail waits on disk and is due, make room (page out the idle
+  // deferred entries due last) and read the oldest due range in. At most once a second.
+  void refill(Seconds now) {
+    if (ranges.empty() || now < last_refill + 1) return;
+    auto due = std::min_element(ranges.begin(), ranges.end(),
+                                [](const Range& a, const Range& b) { return a.wake < b.wake; });
+    if (due->wake > now) return;
+    last_refill = now;
+    if (entries.size() >= limit()) {
+      // Room for a tenth of the window, taken from the entries due last.
+      std::vector<std::pair<Seconds, IdKey>> idle;
+      for (const auto& [id, e] : entries) {
+        if (pageable(e, now)) idle.push_back({next_due(e), id});
+      }
+      std::size_t want = std::min(idle.size(), std::max<std::size_t>(1, limit() / 10));
+      std::partial_sort(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(want), idle.end(),
+                        [](const auto& a, const auto& b) { return a.first > b.first; });
+      for (std::size_t i = 0; i < want; ++i) page_out(entries.find(idle[i].second), idle[i].first);
+      if (entries.size() >= limit()) return;  // nothing idle: the window is all busy or due
+    }
+    // Read in the due range that comes first in the log.
+    std::size_t pick = ranges.size();
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+      if (ranges[i].wake <= now && (pick == ranges.size() || ranges[i].from < ranges[pick].from)) pick = i;
+    }
+    Range r = ranges[pick];
+    ranges.erase(ranges.begin() + static_cast<std::ptrdiff_t>(pick));
+    if (auto s = read_in(r, now, false); !s) {
+      PETREL_LOG(kError, "queue.refill_failed", "error=\"{}\"", base::log_escape(s.error().message));
+      ranges.push_back({r.from, r.to, now + 60});  // try again in a minute
+    }
+  }
+
+  // Reads the log from r.from to its end: admits the messages of [r.from, r.to) that are not
+  // in memory, in log order, while the window has room, and applies their state records.
+  // Then the final ones are dropped; when the window filled up before the range was done,
+  // the ones not due soon are paged out again and the rest of the range stays on disk.
+  base::Status read_in(const Range& r, Seconds now, bool at_startup) {
+    ++stats.refills;
+    std::unordered_map<IdKey, bool, IdHash> fresh;  // admitted by this pass
+    bool full = false;
+    Position stop = r.to;
+    auto s = spool.for_each_record(
+        [&](const StoredMessage& m) {
+          Position p{m.segment, m.record_offset};
+          if (p < r.from || !(p < r.to) || full) return;
+          IdKey id = key_of(m.id);
+          if (m.envelope.recipients.empty() || entries.count(id)) return;
+          if (entries.size() >= limit()) {
+            full = true;
+            stop = p;
+            return;
+          }
+          insert(id, m.segment, m.record_offset, m.envelope.received_at,
+                 static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill,
+                 flags_of(m.envelope));
+          fresh.emplace(id, true);
+        },
+        [&](const RecipientState& st, std::uint64_t) {
+          IdKey id = key_of(st.id);
+          if (!fresh.count(id)) return;  // in memory already (its state is newer there), or not read in
+          Entry& e = entries.find(id)->second;
+          if (st.recipient >= e.rcpts.size()) return;
+          Rcpt& rc = e.rcpts[st.recipient];
+          if (final_state(rc.state)) return;
+          rc.state = static_cast<std::uint8_t>(st.status);
+          rc.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
+          if (st.status == RecipientStatus::kDeferred) set_next(e, rc, st.next_attempt);
+        });
+    if (!s) {
+      for (const auto& [id, unused] : fresh) {  // undo: the range is tried again as a whole
+        auto it = entries.find(id);
+        auto p = pending_per_segment.find(it->second.segment);
+        if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
+        entries.erase(it);
+      }
+      return s;
+    }
+    Seconds later = kNever;  // the earliest due time among those paged out again
+    std::size_t kept = 0;
+    for (const auto& [id, unused] : fresh) {
+      auto it = entries.find(id);
+      Entry& e = it->second;
+      bool done = std::all_of(e.rcpts.begin(), e.rcpts.end(), [](const Rcpt& x) { return final_state(x.state); });
+      if (done) {
+        e.spill = false;  // leave the file to recovery once its segment goes
+        if (at_startup) {
+          retire(it);
+        } else {
+          auto p = pending_per_segment.find(e.segment);
+          if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
+          entries.erase(it);
+        }
+      } else if (full && pageable(e, now)) {
+        later = std::min(later, next_due(e));
+        auto p = pending_per_segment.find(e.segment);
+        if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
+        entries.erase(it);
+      } else {
+        schedule(id, e);
+        ++kept;
+      }
+    }
+    if (later != kNever) ranges.push_back({r.from, stop, later});
+    if (full) ranges.push_back({stop, r.to, now});
+    while (ranges.size() > kMaxRanges) {  // (wait_on_disk merges; reuse it on the last one)
+      Range last = ranges.back();
+      ranges.pop_back();
+      wait_on_disk(last.from, last.to, last.wake);
+      --stats.paged_out;
+    }
+    PETREL_LOG(kDebug, "queue.read_in", "kept={} full={} ranges={}", kept, full, ranges.size());
+    return {};
   }
 
   // Puts the entry in the heap at its earliest due time: the first non-final recipient that
@@ -311,37 +517,11 @@ struct Scheduler::Impl {
   // ---- start-up ----
 
   base::Status load() {
-    auto s = spool.for_each_record(
-        [&](const StoredMessage& m) {
-          add(key_of(m.id), m.segment, m.record_offset, m.envelope.received_at,
-              static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill,
-              flags_of(m.envelope));
-        },
-        [&](const RecipientState& st, std::uint64_t) {
-          auto it = entries.find(key_of(st.id));
-          if (it == entries.end()) return;  // its message was retired
-          Entry& e = it->second;
-          if (st.recipient >= e.rcpts.size()) return;
-          Rcpt& r = e.rcpts[st.recipient];
-          if (final_state(r.state)) return;
-          r.state = static_cast<std::uint8_t>(st.status);
-          r.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
-          if (st.status == RecipientStatus::kDeferred) set_next(e, r, st.next_attempt);
-        });
-    if (!s) return s;
-    for (auto it = entries.begin(); it != entries.end();) {
-      auto cur = it++;
-      bool done = std::all_of(cur->second.rcpts.begin(), cur->second.rcpts.end(),
-                              [](const Rcpt& r) { return final_state(r.state); });
-      if (done) {
-        cur->second.spill = false;  // leave the file to recovery once its segment goes
-        retire(cur);
-      } else {
-        schedule(cur->first, cur->second);
-      }
-    }
+    Seconds now = to_seconds(clock.wall());
+    if (auto st = read_in({{0, 0}, kLogEnd, now}, now, true); !st) return st;
     retire_check = true;
-    PETREL_LOG(kInfo, "queue.loaded", "pending={} retired={}", entries.size(), stats.retired_messages);
+    PETREL_LOG(kInfo, "queue.loaded", "pending={} retired={} on_disk={}", entries.size(), stats.retired_messages,
+               ranges.empty() ? "none" : "some");
     return {};
   }
 
@@ -366,7 +546,7 @@ struct Scheduler::Impl {
     }
     Seconds now = to_seconds(clock.wall());
     for (auto& m : messages) {
-      add(m.id, m.segment, m.record_offset, m.received_at, m.nrcpt, m.spill, m.flags);
+      add(m.id, m.segment, m.record_offset, m.received_at, m.nrcpt, m.spill, m.flags, now);
       auto it = entries.find(m.id);
       if (it != entries.end()) schedule(it->first, it->second);
     }
@@ -397,6 +577,7 @@ struct Scheduler::Impl {
       start_delivery(it->first, e, now);
     }
 
+    refill(now);
     if (retire_check) retire_segments(current);
 
     // Skip stale heads so the time returned is a real one.
@@ -647,6 +828,19 @@ struct Scheduler::Impl {
 
   // ---- operator commands ----
 
+  // A message the operator names that waits on disk: read in now, even past the window's
+  // limit (by one). end() when it is not pending.
+  std::unordered_map<IdKey, Entry, IdHash>::iterator read_in_one(const std::string& id, Seconds now) {
+    auto found = spool.find(id);
+    if (!found || !*found) return entries.end();
+    Position p{(*found)->segment, (*found)->record_offset};
+    ++limit_slack;
+    auto s = read_in({p, {p.segment, p.offset + 1}, now}, now, false);
+    --limit_slack;
+    if (!s) return entries.end();
+    return entries.find(key_of(id));
+  }
+
   void apply_control(Inbox::Control& c, Seconds now) {
     auto waiter = std::make_shared<ControlWait>();
     waiter->done = std::move(c.done);
@@ -655,6 +849,7 @@ struct Scheduler::Impl {
       for (auto& [id, e] : entries) control_one(c.request.op, id, e, now, waiter);
     } else {
       auto it = c.request.id.size() == 20 ? entries.find(key_of(c.request.id)) : entries.end();
+      if (it == entries.end() && c.request.id.size() == 20 && !ranges.empty()) it = read_in_one(c.request.id, now);
       if (it == entries.end()) {
         waiter->result.status = base::permanent_error("no pending message " + base::log_escape(c.request.id) +
                                                       " (unknown, or already delivered)");
@@ -847,6 +1042,7 @@ struct Scheduler::Impl {
     // after `current` was read: its messages may still be on their way through the inbox.
     std::uint64_t limit = current != 0 ? current : spool.next_sequence();
     if (!pending_per_segment.empty()) limit = std::min(limit, pending_per_segment.begin()->first);
+    for (const Range& r : ranges) limit = std::min(limit, r.from.segment);  // mail waiting on disk
     for (std::uint64_t seq : *segs) {
       if (seq >= limit) break;
       if (spool.damaged_segments().count(seq)) continue;
@@ -869,6 +1065,7 @@ SchedulerConfig SchedulerConfig::from(const config::QueueConfig& q) {
   c.retry_max = std::max(std::chrono::duration_cast<std::chrono::seconds>(q.retry_max), c.retry_first);
   c.lifetime = std::chrono::duration_cast<std::chrono::seconds>(q.lifetime);
   c.concurrency = std::max<std::size_t>(q.delivery_concurrency, 1);
+  c.active_limit = std::max<std::size_t>(q.active_limit, 1);
   return c;
 }
 

@@ -19,9 +19,11 @@
 // (mail/dsn.h) is queued through `notices` before the recipient's final state is recorded:
 // a crash in between repeats the attempt and the DSN (at least once, never lost).
 // Operator commands (control()): flush, hold, release, delete, answered once durable.
-// Not done here: how to deliver (transport.h), delay warnings (issue 5), paging deferred
-// entries to disk for very long queues (later: memory is about 160 bytes per pending message
-// plus 8 per recipient, see memory_bytes()).
+// Memory: at most `active_limit` messages are in memory (about 170 bytes each plus 8 per
+// recipient, see memory_bytes()); beyond that they wait on disk, described by a few ranges
+// of the log, and are read in again oldest first as room frees up or as they fall due (README
+// "The active window"). Start-up reads the log once: time linear in its length.
+// Not done here: how to deliver (transport.h), delay warnings (issue 5).
 // Failure: a state record that cannot be committed leaves its recipient pending (retried after
 // retry_first; a delivery may then be repeated: at least once, never lost). A message that
 // cannot be read back from the spool is deferred like any temporary failure.
@@ -55,6 +57,7 @@ struct SchedulerConfig {
   std::chrono::seconds retry_max{std::chrono::hours(1)};
   std::chrono::seconds lifetime{std::chrono::hours(24 * 5)};
   std::size_t concurrency = 20;  // deliveries in flight at once
+  std::size_t active_limit = 100000;  // messages in memory at most (README "The active window")
   std::string hostname = "localhost";  // Reporting-MTA of the DSNs
   std::string postmaster;              // From: of the DSNs; "MAILER-DAEMON@<hostname>" when empty
 
@@ -101,6 +104,7 @@ class Scheduler {
     std::uint64_t delivered = 0, deferred = 0, failed = 0, expired = 0;  // recipients, since start
     std::uint64_t held = 0, released = 0, deleted = 0;                  // recipients, since start
     std::uint64_t notices = 0, notice_failures = 0;                     // DSNs queued / not queued
+    std::uint64_t paged_out = 0, refills = 0;  // messages left on disk / passes reading them in
     std::uint64_t retired_messages = 0, retired_segments = 0, state_failures = 0;
   };
 

@@ -781,5 +781,109 @@ TEST_F(ControlTest, HoldDuringADeliveryTakesEffectWhenItEnds) {
   EXPECT_EQ(transport_->count(), 1u);
 }
 
+
+// ---- the active window ----
+
+class WindowTest : public SchedulerTest {
+ protected:
+  void SetUp() override {
+    SchedulerTest::SetUp();
+    sconfig_.active_limit = 10;
+    sconfig_.concurrency = 100;
+    config_.segment_size = 4096;  // many segments: retiring must spare those with mail on disk
+  }
+  // Answers every unanswered job with `outcome(job)`; returns how many it answered.
+  std::size_t answer_open(const std::function<Outcome(const DeliveryJob&)>& outcome) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < transport_->count(); ++i) {
+      if (answered_.count(i)) continue;
+      answered_.insert(i);
+      DeliveryJob job = transport_->job(i);
+      transport_->answer_all(i, outcome(job));
+      ++n;
+    }
+    return n;
+  }
+  std::set<std::size_t> answered_;
+};
+
+TEST_F(WindowTest, MemoryStaysWithinTheWindowAndEveryMessageIsDelivered) {
+  open();
+  for (int i = 0; i < 100; ++i) ASSERT_FALSE(put(1).empty());
+  std::size_t most = 0;
+  for (int round = 0; round < 500 && sched_->stats().delivered < 100; ++round) {
+    sched_->tick();
+    most = std::max<std::size_t>(most, sched_->stats().pending);
+    answer_open([](const DeliveryJob&) { return Outcome::kDelivered; });
+    settle();
+    clock_.advance(1s);
+  }
+  EXPECT_EQ(sched_->stats().delivered, 100u);
+  EXPECT_LE(most, 10u) << "never more than active_limit messages in memory";
+  EXPECT_GT(sched_->stats().paged_out, 0u);
+}
+
+TEST_F(WindowTest, StartUpReadsOnlyTheWindowAndTheRestFollows) {
+  open();
+  sched_.reset();  // nothing delivers: the messages stay in the spool
+  for (int i = 0; i < 50; ++i) ASSERT_FALSE(put(1).empty());
+  open();
+  EXPECT_EQ(sched_->stats().pending, 10u);
+  std::set<std::string> delivered;
+  for (int round = 0; round < 500 && delivered.size() < 50; ++round) {
+    sched_->tick();
+    EXPECT_LE(sched_->stats().pending, 10u);
+    answer_open([&](const DeliveryJob& j) {
+      delivered.insert(j.message.id);
+      return Outcome::kDelivered;
+    });
+    settle();
+    clock_.advance(1s);
+  }
+  EXPECT_EQ(delivered.size(), 50u);
+}
+
+TEST_F(WindowTest, DeferredMailDoesNotStarveNewMailAndComesBackWhenDue) {
+  open();
+  std::set<std::string> slow;
+  for (int i = 0; i < 10; ++i) slow.insert(put(1));
+  sched_->tick();
+  answer_open([](const DeliveryJob&) { return Outcome::kDeferred; });  // all due again in 5 min
+  settle();
+  std::set<std::string> fresh;
+  for (int i = 0; i < 5; ++i) fresh.insert(put(1));
+
+  // The window is full of deferred mail; the new mail waits on disk only until the deferred
+  // entries are paged out to make room (a tenth of the window per second).
+  std::set<std::string> delivered;
+  for (int round = 0; round < 30 && delivered.size() < 5; ++round) {
+    clock_.advance(1s);
+    sched_->tick();
+    EXPECT_LE(sched_->stats().pending, 10u);
+    answer_open([&](const DeliveryJob& j) {
+      EXPECT_TRUE(fresh.count(j.message.id)) << "a deferred message was tried before its time";
+      delivered.insert(j.message.id);
+      return Outcome::kDelivered;
+    });
+    settle();
+  }
+  EXPECT_EQ(delivered, fresh);
+
+  // When their retry falls due, the paged-out messages are read in again and tried.
+  clock_.advance(5min);
+  std::set<std::string> retried;
+  for (int round = 0; round < 60 && retried.size() < 10; ++round) {
+    sched_->tick();
+    answer_open([&](const DeliveryJob& j) {
+      retried.insert(j.message.id);
+      return Outcome::kDelivered;
+    });
+    settle();
+    clock_.advance(1s);
+  }
+  EXPECT_EQ(retried, slow);
+  EXPECT_EQ(sched_->stats().pending, 0u);
+}
+
 }  // namespace
 }  // namespace petrel::queue

@@ -265,9 +265,11 @@ bool is_digits(std::string_view s, std::size_t min, std::size_t max) {
 }
 
 // RFC 3464 2.3.4 status-code = DIGIT "." 1*3DIGIT "." 1*3DIGIT, the class one of RFC 3463's
-// 2/4/5 and agreeing with the action. RFC 3463 2 lets a 4.X.X explain an abandoned message;
-// we report a recipient the queue gave up on with class 5 and keep subject and detail
-// ("4.4.7" → "5.4.7"). Anything else that does not fit becomes X.0.0 of the action's class.
+// 2/4/5 and agreeing with the action. A failed recipient may carry a 4.X.X: RFC 3463 2 lets a
+// persistent transient failure explain an abandoned message, and 4.4.7 ("delivery time
+// expired") is "useful only as a persistent transient error" (3.5), so it is kept as it is,
+// as Postfix reports expired mail. Anything else that does not fit becomes X.0.0 of the
+// action's class.
 std::string checked_status(std::string_view status, DsnAction action) {
   char want = action_class(action);
   std::string fallback = std::string(1, want) + ".0.0";
@@ -280,11 +282,7 @@ std::string checked_status(std::string_view status, DsnAction action) {
     return fallback;
   }
   std::string out(status);
-  if (out[0] == want) return out;
-  if (want == '5' && out[0] == '4') {
-    out[0] = '5';
-    return out;
-  }
+  if (out[0] == want || (want == '5' && out[0] == '4')) return out;
   return fallback;
 }
 

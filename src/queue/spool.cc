@@ -126,6 +126,8 @@ base::Result<std::vector<std::uint64_t>> list_segment_files(const std::string& l
 }
 
 using RecordFn = std::function<void(std::uint64_t offset, const format::RecordHeader&, std::string_view payload)>;
+// A corrupt region in the middle of a segment: `length` bytes at `offset` of the file open as `fd`.
+using RegionFn = std::function<void(int fd, std::uint64_t offset, std::uint64_t length)>;
 
 // Reads the records of one segment file, verifying each, resynchronising after damage.
 class SegmentScanner {
@@ -133,9 +135,10 @@ class SegmentScanner {
   SegmentScanner(int fd, std::uint64_t size, std::uint64_t salt, std::string name)
       : fd_(fd), size_(size), salt_(salt), name_(std::move(name)) {}
 
-  // Calls `fn` for each valid record. Returns the end of the last valid record: everything
-  // from there to the end of the file is a torn tail (counted in the report).
-  base::Result<std::uint64_t> scan(ScanReport& report, const RecordFn& fn) {
+  // Calls `fn` for each valid record, and `on_corrupt` (when given) for each corrupt region in
+  // the middle. Returns the end of the last valid record: everything from there to the end of
+  // the file is a torn tail (counted in the report).
+  base::Result<std::uint64_t> scan(ScanReport& report, const RecordFn& fn, const RegionFn* on_corrupt = nullptr) {
     std::uint64_t pos = format::kSegmentHeaderSize;
     std::uint64_t valid_end = pos;
     while (pos < size_) {
@@ -159,6 +162,7 @@ class SegmentScanner {
       ++report.corrupt_regions;
       report.corrupt_bytes += **next - pos;
       PETREL_LOG(kError, "queue.corrupt", "segment={} offset={} skipped={}", name_, pos, **next - pos);
+      if (on_corrupt) (*on_corrupt)(fd_, pos, **next - pos);
       pos = **next;
     }
     return valid_end;
@@ -238,10 +242,11 @@ using MessageFn = std::function<void(std::uint64_t, format::MessageRecord&&)>;
 using StateFn = std::function<void(format::RecipientState&&)>;
 
 // Scans one segment; `fn` gets each decoded message, `on_state` (when given) each decoded
-// recipient state. Header damage is reported in the result (and counted), not as an error:
-// the other segments are still worth reading.
+// recipient state, `on_corrupt` (when given) each corrupt region in the middle. Header damage
+// is reported in the result (and counted), not as an error: the other segments are still
+// worth reading.
 base::Result<SegmentResult> scan_one(const Spool& spool, std::uint64_t seq, ScanReport& report, const MessageFn& fn,
-                                     const StateFn* on_state = nullptr) {
+                                     const StateFn* on_state = nullptr, const RegionFn* on_corrupt = nullptr) {
   std::string path = spool.segment_path(seq);
   SegmentResult r;
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -289,7 +294,7 @@ base::Result<SegmentResult> scan_one(const Spool& spool, std::uint64_t seq, Scan
     }
     ++report.messages;
     fn(offset, std::move(*m));
-  });
+  }, on_corrupt);
   if (!end) return end.error();
   r.valid_end = *end;
   return r;
@@ -331,6 +336,46 @@ class BodyReaderImpl final : public BodyReader {
   std::string path_;
 };
 
+// ---- quarantine ----
+
+// Creates `dir` (0700) if it is missing, making the new name durable in `parent`.
+base::Status ensure_dir(const std::string& dir, const std::string& parent, const SpoolIo& sys) {
+  bool created = false;
+  if (auto r = make_dir(dir, &created); !r) return r;
+  if (created) return io::sync_dir(parent, sys);
+  return {};
+}
+
+// True when `path` is a regular file of exactly `size` bytes: a copy an earlier start made
+// (copies are renamed into place only once whole and synced).
+bool have_copy(const std::string& path, std::uint64_t size) {
+  struct stat st{};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) == size;
+}
+
+// Copies `length` bytes at `offset` of `src_fd` to `dir`/`name`, durably: written under a
+// temporary name, fdatasync'ed, renamed, `dir` fsync'ed. So a file under its final name is
+// always whole; a crash leaves at most `name`.tmp behind, overwritten by the next attempt.
+base::Status copy_out(int src_fd, std::uint64_t offset, std::uint64_t length, const std::string& dir,
+                      const std::string& name, const SpoolIo& sys) {
+  std::string path = dir + "/" + name;
+  std::string tmp = path + ".tmp";
+  Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (out.get() < 0) return base::errno_error("open " + tmp, errno);
+  std::string buf;
+  for (std::uint64_t done = 0; done < length;) {
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(64 * 1024, length - done));
+    buf.resize(n);
+    if (auto s = io::pread_all(src_fd, buf.data(), n, offset + done, "read spool segment"); !s) return s;
+    if (auto s = io::write_all(out.get(), buf, ("write " + tmp).c_str()); !s) return s;
+    done += n;
+  }
+  if (sys.fdatasync(out.get()) != 0) return base::errno_error("fdatasync " + tmp, errno);
+  if (::close(out.release()) != 0) return base::errno_error("close " + tmp, errno);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return base::errno_error("rename " + tmp, errno);
+  return io::sync_dir(dir, sys);
+}
+
 }  // namespace
 
 // ---- Spool ----
@@ -352,6 +397,7 @@ base::Result<std::unique_ptr<Spool>> Spool::open(const std::string& data_dir, co
   s->queue_dir_ = data_dir + "/queue";
   s->log_dir_ = s->queue_dir_ + "/log";
   s->body_dir_ = s->queue_dir_ + "/body";
+  s->quarantine_dir_ = s->queue_dir_ + "/quarantine";
 
   if (mode == Mode::kReadOnly) {
     struct stat st{};
@@ -395,29 +441,52 @@ base::Status Spool::recover() {
     std::uint64_t seq = (*seqs)[i];
     bool last = i + 1 == seqs->size();
     ScanReport before = recovery_;
-    auto r = scan_one(*this, seq, recovery_, [&](std::uint64_t, format::MessageRecord&& m) {
-      if (m.body.kind == format::BodyKind::kSpill) spilled.insert(std::move(m.id));
-    });
+    // Damage in the middle is copied out as the scan meets it. A segment keeps the only copy
+    // of any region that could not be copied: it stays in damaged_ (never retired).
+    bool kept = false;
+    RegionFn on_corrupt = [&](int fd, std::uint64_t offset, std::uint64_t length) {
+      if (!quarantine_region(fd, seq, offset, length, "corrupt-record")) kept = true;
+    };
+    auto r = scan_one(
+        *this, seq, recovery_,
+        [&](std::uint64_t, format::MessageRecord&& m) {
+          if (m.body.kind == format::BodyKind::kSpill) spilled.insert(std::move(m.id));
+        },
+        nullptr, &on_corrupt);
     if (!r) return r.error();
     if (r->missing) return base::temporary_error("segment " + segment_path(seq) + " vanished during recovery");
     next_sequence_ = seq + 1;
     std::string path = segment_path(seq);
+    // The whole file (bad header) or its tail (abandoned segment), copied out by path.
+    auto quarantine_file_part = [&](std::uint64_t offset, std::uint64_t length, std::string_view reason) {
+      Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (fd.get() < 0) {
+        base::Error e = base::errno_error("open " + path, errno);
+        ++recovery_.quarantine_failed;
+        PETREL_LOG(kError, "queue.quarantine_failed", "segment={} offset={} bytes={} reason={} error=\"{}\"", path,
+                   offset, length, reason, base::log_escape(e.message));
+        kept = true;
+        return;
+      }
+      if (!quarantine_region(fd.get(), seq, offset, length, reason)) kept = true;
+    };
 
-    if (recovery_.corrupt_regions != before.corrupt_regions) damaged_.insert(seq);
     if (!r->header_ok) {
       // A segment created but whose header never reached the disk holds nothing acknowledged
       // (records follow the header's sync): remove it. A damaged header on a segment with
-      // content is kept for the operator, and never appended to.
+      // content is copied whole to quarantine/ (kept in log/ if that fails), and never
+      // appended to.
       if (last && r->size <= format::kSegmentHeaderSize) {
         if (::unlink(path.c_str()) != 0) return base::errno_error("unlink " + path, errno);
         if (auto d = io::sync_dir(log_dir_, io_); !d) return d.error();
         PETREL_LOG(kWarn, "queue.recover", "segment={} action=removed-empty", path);
       } else {
-        damaged_.insert(seq);
         recovery_.corrupt_bytes += r->size;
         ++recovery_.corrupt_regions;
         PETREL_LOG(kError, "queue.corrupt", "segment={} error=\"bad segment header\" skipped={}", path, r->size);
+        quarantine_file_part(0, r->size, "bad-header");
       }
+      if (kept) damaged_.insert(seq);
       continue;
     }
 
@@ -436,8 +505,14 @@ base::Status Spool::recover() {
       if (rc != 0) return base::errno_error("truncate torn tail of " + path, err);
       PETREL_LOG(kWarn, "queue.recover", "segment={} action=truncated torn_bytes={} size={}", path, torn, r->valid_end);
     } else if (torn > 0) {
+      // Not the last segment: abandoned by the committer (its end was unknown) and never
+      // appended to again. Nothing in the tail was acknowledged, but it is copied out like any
+      // damage before the segment may go.
       PETREL_LOG(kWarn, "queue.recover", "segment={} damaged_tail_bytes={}", path, torn);
+      PETREL_ASSERT(r->valid_end + torn == r->size, "a torn tail runs to the end of its segment");
+      quarantine_file_part(r->valid_end, torn, "abandoned-tail");
     }
+    if (kept) damaged_.insert(seq);
     if (last) {
       last_segment_ = seq;
       last_segment_size_ = r->valid_end;
@@ -459,10 +534,110 @@ base::Status Spool::recover() {
   }
 
   PETREL_LOG(kInfo, "queue.open",
-             "segments={} messages={} corrupt_regions={} corrupt_bytes={} torn_tail_bytes={} garbage_spills={}",
+             "segments={} messages={} corrupt_regions={} corrupt_bytes={} torn_tail_bytes={} garbage_spills={} "
+             "quarantined={} quarantine_failed={}",
              recovery_.segments, recovery_.messages, recovery_.corrupt_regions, recovery_.corrupt_bytes,
-             recovery_.torn_tail_bytes, recovery_.garbage_spills);
+             recovery_.torn_tail_bytes, recovery_.garbage_spills, recovery_.quarantined, recovery_.quarantine_failed);
   return {};
+}
+
+bool Spool::quarantine_region(int fd, std::uint64_t seq, std::uint64_t offset, std::uint64_t length,
+                              std::string_view reason) {
+  // Named after where the bytes were, so the operator can find them in log/ (while the segment
+  // is still there) and so that the next start recognises its own copy.
+  std::string name = fmt::format("{:016}.seg-{}.bin", seq, offset);
+  std::string path = quarantine_dir_ + "/" + name;
+  std::string segment = segment_path(seq);
+  if (have_copy(path, length)) {
+    PETREL_LOG(kDebug, "queue.quarantine_present", "file={} segment={} offset={} bytes={} reason={}", path, segment,
+               offset, length, reason);
+    return true;
+  }
+  base::Status s = ensure_dir(quarantine_dir_, queue_dir_, io_);
+  if (s) s = copy_out(fd, offset, length, quarantine_dir_, name, io_);
+  if (!s) {
+    ++recovery_.quarantine_failed;
+    PETREL_LOG(kError, "queue.quarantine_failed", "segment={} offset={} bytes={} reason={} error=\"{}\"", segment,
+               offset, length, reason, base::log_escape(s.error().message));
+    return false;
+  }
+  ++recovery_.quarantined;
+  PETREL_LOG(kWarn, "queue.quarantined", "file={} segment={} offset={} bytes={} reason={}", path, segment, offset,
+             length, reason);
+  return true;
+}
+
+base::Status Spool::quarantine_message(const StoredMessage& m, std::string_view reason) const {
+  PETREL_ASSERT(mode_ == Mode::kWritable, "quarantine_message on a read-only spool");
+  // The id names the files below: it must be one of ours, not a path.
+  if (!base::is_queue_id(m.id)) return base::temporary_error("quarantine: not a queue id");
+  if (auto s = ensure_dir(quarantine_dir_, queue_dir_, io_); !s) return s;
+
+  // The record as it is on disk (header and payload, inline body included): its header gives
+  // the length. The CRC is not checked: this is a copy for the operator, not a read.
+  std::string segment = segment_path(m.segment);
+  Fd fd(::open(segment.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return base::errno_error("open " + segment, errno);
+  char hb[format::kRecordHeaderSize];
+  if (auto s = io::pread_all(fd.get(), hb, sizeof hb, m.record_offset, "read spool record"); !s) return s;
+  auto rh = format::decode_record_header(std::string_view(hb, sizeof hb));
+  if (!rh) return base::temporary_error(fmt::format("{} offset {}: no record header", segment, m.record_offset));
+  std::uint64_t record_bytes = format::kRecordHeaderSize + rh->length;
+  std::string record_name = m.id + ".record";
+  std::string record_path = quarantine_dir_ + "/" + record_name;
+  if (!have_copy(record_path, record_bytes)) {
+    if (auto s = copy_out(fd.get(), m.record_offset, record_bytes, quarantine_dir_, record_name, io_); !s) return s;
+  }
+
+  // The spill file is moved, not copied: delivery must not find it again, and a rename within
+  // the spool's file system cannot leave half a file. Missing is fine (it may be the reason,
+  // or an earlier call moved it).
+  std::string body_path = "-";
+  if (m.body.kind == format::BodyKind::kSpill) {
+    std::string from = spill_path(m.id);
+    std::string to = quarantine_dir_ + "/" + m.id + ".body";
+    if (::rename(from.c_str(), to.c_str()) == 0) {
+      if (auto s = io::sync_dir(quarantine_dir_, io_); !s) return s;
+      if (auto s = io::sync_dir(body_dir_, io_); !s) return s;
+      body_path = to;
+    } else if (errno != ENOENT) {
+      return base::errno_error("rename " + from, errno);
+    }
+  }
+  PETREL_LOG(kWarn, "queue.quarantined", "id={} file={} body={} segment={} offset={} bytes={} reason=\"{}\"", m.id,
+             record_path, body_path, segment, m.record_offset, record_bytes, base::log_escape(reason));
+  return {};
+}
+
+base::Result<std::optional<std::string>> Spool::check_body(const StoredMessage& m) const {
+  using Damage = std::optional<std::string>;
+  bool spill = m.body.kind == format::BodyKind::kSpill;
+  Fd fd(::open(m.body_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0 && errno == ENOENT) return Damage(spill ? "spill file missing" : "segment missing");
+  if (fd.get() < 0) return base::errno_error("open " + m.body_path, errno);
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) return base::errno_error("stat " + m.body_path, errno);
+  auto size = static_cast<std::uint64_t>(st.st_size);
+  if (spill && size != m.body.length) {
+    return Damage(fmt::format("spill file has {} bytes, {} committed", size, m.body.length));
+  }
+  if (!spill && (size < m.body_offset || size - m.body_offset < m.body.length)) return Damage("inline body truncated");
+
+  std::string buf(64 * 1024, '\0');
+  std::uint32_t crc = 0;
+  for (std::uint64_t done = 0; done < m.body.length;) {
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), m.body.length - done));
+    ssize_t got;
+    do {
+      got = ::pread(fd.get(), buf.data(), n, static_cast<off_t>(m.body_offset + done));
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) return base::errno_error("read " + m.body_path, errno);
+    if (got == 0) return Damage("body truncated");  // shrank since the fstat
+    crc = format::crc32(crc, std::string_view(buf.data(), static_cast<std::size_t>(got)));
+    done += static_cast<std::uint64_t>(got);
+  }
+  if (crc != m.body.crc) return Damage("body CRC mismatch");
+  return Damage();
 }
 
 base::Status Spool::for_each_message(const std::function<void(const StoredMessage&)>& fn, ScanReport* report) const {

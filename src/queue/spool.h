@@ -2,21 +2,31 @@
 // reading the messages it holds.
 //
 // What it is: <data>/queue/ with log/NNNNNNNNNNNNNNNN.seg (append-only segments of records),
-// body/<queue-id> (bodies too large to sit inline) and the lock file. Layout, commit protocol
-// and recovery: queue/README.md.
+// body/<queue-id> (bodies too large to sit inline), quarantine/ (damaged bytes copied out for
+// the operator) and the lock file. Layout, commit protocol and recovery: queue/README.md.
 // Promise: open() in writable mode takes an exclusive flock on <data>/queue/lock (one writer
 // per spool), truncates a torn tail of the last segment (bytes of a batch that was never
 // acknowledged), deletes spill files no committed record names, and leaves the spool ready
 // for IntakeImpl to append. Read-only mode takes no lock and changes nothing, so the CLI can
 // run beside the server; a torn tail is ignored. Every record is checked (magic, bounds, CRC);
 // a corrupt record in the middle is skipped (counted and logged) and reading resumes at the
-// next valid record. Reading memory is bounded by one record (format::kMaxRecordPayload) and
-// a body is streamed, whatever the queue length.
+// next valid record, so every other message is still delivered. Reading memory is bounded by
+// one record (format::kMaxRecordPayload) and a body is streamed, whatever the queue length.
+// Quarantine: writable open() copies every damaged region (bytes skipped between valid
+// records, a segment whose header is damaged, the abandoned tail of a segment that is not the
+// last) to quarantine/<segment>.seg-<offset>.bin, synced, and logs `queue.quarantined`; a
+// region already there from an earlier start (same name, same size) is not copied again.
+// Once its damage is copied out a segment may be retired like any other; only a segment whose
+// damage could not be copied (damaged_segments()) is kept for the operator.
+// quarantine_message() takes one committed message out of delivery's way the same way.
 // Delivery state: for_each_record() also reports RECIPIENT_STATE records; read_message_at()
 // re-reads one message by its location; remove_segment() deletes a segment the scheduler has
 // retired (scheduler.h decides which).
-// Not done here: writing (intake_impl.h), quarantine of corrupt records, delivery decisions.
-// Failure: I/O problems are temporary errors (base::errno_error).
+// Not done here: writing (intake_impl.h), delivery decisions, cleaning quarantine/ (the
+// operator's: nothing in it is read again).
+// Failure: I/O problems are temporary errors (base::errno_error). A region that cannot be
+// quarantined does not stop open(): it is logged (`queue.quarantine_failed`) and its segment
+// kept.
 #pragma once
 
 #include <sys/statvfs.h>
@@ -74,6 +84,11 @@ struct ScanReport {
   std::uint64_t corrupt_bytes = 0;
   std::uint64_t torn_tail_bytes = 0;  // last segment: bad bytes up to the end
   std::uint64_t garbage_spills = 0;   // open(): spill files without a record, deleted
+  // open(): damaged regions (corrupt regions, bad headers, abandoned tails of segments other
+  // than the last) copied to quarantine/ during this open; those already there from an earlier
+  // start are not counted again.
+  std::uint64_t quarantined = 0;
+  std::uint64_t quarantine_failed = 0;  // open(): damaged regions that could not be copied
 };
 
 // Streams one body and verifies its length and CRC at the end.
@@ -121,9 +136,28 @@ class Spool {
   // Deletes one segment file and syncs log/ (writable mode only). The caller guarantees that
   // nothing in it is needed any more and that it is not the segment being appended to.
   base::Status remove_segment(std::uint64_t sequence) const;
-  // Segments in which open() found damage (a bad header or corrupt records): kept for the
-  // operator, never removed by retiring.
+  // Segments in which open() found damage (a bad header, corrupt records, an abandoned tail)
+  // that it could NOT copy to quarantine/: they hold the only copy of those bytes, so they are
+  // kept for the operator and never removed by retiring. A segment whose damage is safely in
+  // quarantine/ is not listed and may be retired like any other.
   const std::set<std::uint64_t>& damaged_segments() const { return damaged_; }
+
+  // Why the body of `message` cannot be delivered: nullopt when it is whole (length and CRC
+  // match), else the damage ("spill file missing", a wrong length, a CRC mismatch), ready to
+  // pass to quarantine_message(). Any other I/O error (EIO, EMFILE...) is returned as an error:
+  // that is not known damage, try again later. Reads the whole body (streamed). Thread: any.
+  base::Result<std::optional<std::string>> check_body(const StoredMessage& message) const;
+  // Takes a committed message whose body cannot be delivered (check_body()) out of delivery's
+  // way and into quarantine/ for the operator: copies its record (header and payload, as on
+  // disk) to quarantine/<id>.record, then moves its spill file, if it has one and it is there,
+  // to quarantine/<id>.body; each synced, then `queue.quarantined id= ... reason=` is logged.
+  // The record itself stays in its segment: the caller (the scheduler) must then make the
+  // message final (FAILED records), so that it is neither tried again nor keeps its segment.
+  // Idempotent: a second call finds the .record there (same size) and no spill to move.
+  // Writable mode only. Thread: any; call it when no delivery of the message is in flight.
+  // Failure: temporary error; nothing is deleted (a spill file is renamed, never copied and
+  // removed), and the spill file is not moved unless the record copy is durable.
+  base::Status quarantine_message(const StoredMessage& message, std::string_view reason) const;
 
   const ScanReport& recovery() const { return recovery_; }
   Mode mode() const { return mode_; }
@@ -132,6 +166,7 @@ class Spool {
   const std::string& queue_dir() const { return queue_dir_; }
   const std::string& log_dir() const { return log_dir_; }
   const std::string& body_dir() const { return body_dir_; }
+  const std::string& quarantine_dir() const { return quarantine_dir_; }
   std::string segment_path(std::uint64_t sequence) const;
   std::string spill_path(std::string_view id) const;
 
@@ -146,11 +181,15 @@ class Spool {
  private:
   Spool() = default;
   base::Status recover();
+  // Copies `length` bytes at `offset` of segment `seq` (open as `fd`) to quarantine/ unless
+  // they are already there; counts and logs. False when the copy failed (logged).
+  bool quarantine_region(int fd, std::uint64_t seq, std::uint64_t offset, std::uint64_t length,
+                         std::string_view reason);
 
   Mode mode_ = Mode::kReadOnly;
   config::QueueConfig config_;
   SpoolIo io_;
-  std::string queue_dir_, log_dir_, body_dir_;
+  std::string queue_dir_, log_dir_, body_dir_, quarantine_dir_;
   int lock_fd_ = -1;
   ScanReport recovery_;
   std::set<std::uint64_t> damaged_;

@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <filesystem>
+#include <set>
 
 #include "base/clock.h"
 #include "base/ids.h"
@@ -303,14 +306,317 @@ TEST_F(SpoolTest, RecordsComeBackInLogOrderAndMessagesByLocation) {
   EXPECT_EQ(*segs, std::vector<std::uint64_t>{1});
 }
 
-TEST_F(SpoolTest, DamagedSegmentsAreRemembered) {
+// ---- quarantine (issue 4) ----
+
+std::string quarantine(const std::string& dir) { return dir + "/queue/quarantine"; }
+
+// The names in quarantine/, sorted; empty when it does not exist.
+std::vector<std::string> quarantined_files(const std::string& dir) {
+  std::vector<std::string> names;
+  if (!std::filesystem::exists(quarantine(dir))) return names;
+  for (const auto& e : std::filesystem::directory_iterator(quarantine(dir))) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The record length (header + payload) of the record at `offset` of a segment's bytes.
+std::uint64_t record_size(const std::string& seg, std::uint64_t offset) {
+  auto h = format::decode_record_header(std::string_view(seg).substr(offset, format::kRecordHeaderSize));
+  EXPECT_TRUE(h);
+  return h ? format::kRecordHeaderSize + h->length : 0;
+}
+
+TEST_F(SpoolTest, CorruptBytesInTheMiddleAreQuarantinedOnceAndTheRestIsReported) {
   TempDir dir;
-  fill(dir.path(), {"Subject: 1\r\n\r\none\r\n", "Subject: 2\r\n\r\ntwo\r\n"});
+  auto ids = fill(dir.path(), {"Subject: 1\r\n\r\none\r\n", "Subject: 2\r\n\r\ntwo\r\n", "Subject: 3\r\n\r\nthree\r\n",
+                               "Subject: 4\r\n\r\nfour\r\n"});
+  std::uint64_t second = 0, third = 0;
+  {
+    auto ro = open_spool(dir.path(), Spool::Mode::kReadOnly);
+    auto msgs = all(*ro);
+    ASSERT_EQ(msgs.size(), 4u);
+    second = msgs[1].record_offset;
+    third = msgs[2].record_offset;
+  }
+  std::string seg = read_file(segment1(dir.path()));
+  seg[second + 40] ^= 0x55;  // inside the second message's payload
+  write_file(segment1(dir.path()), seg);
+
+  std::string name = "0000000000000001.seg-" + std::to_string(second) + ".bin";
+  {
+    auto spool = open_spool(dir.path());
+    ASSERT_TRUE(spool);
+    EXPECT_EQ(spool->recovery().corrupt_regions, 1u);
+    EXPECT_EQ(spool->recovery().quarantined, 1u);
+    EXPECT_EQ(spool->recovery().quarantine_failed, 0u);
+    EXPECT_EQ(quarantined_files(dir.path()), std::vector<std::string>{name});
+    EXPECT_EQ(read_file(quarantine(dir.path()) + "/" + name), seg.substr(second, third - second))
+        << "exactly the bytes skipped, damage included";
+    EXPECT_TRUE(spool->damaged_segments().empty()) << "its damage is copied out: segment 1 may be retired";
+    EXPECT_EQ(read_file(segment1(dir.path())), seg) << "the segment itself is not changed";
+    auto msgs = all(*spool);
+    ASSERT_EQ(msgs.size(), 3u);
+    EXPECT_EQ(msgs[0].id, ids[0]);
+    EXPECT_EQ(msgs[1].id, ids[2]);
+    EXPECT_EQ(msgs[2].id, ids[3]);
+    std::string body;
+    ASSERT_TRUE(spool->read_body(msgs[2], body));
+    EXPECT_EQ(body, "Subject: 4\r\n\r\nfour\r\n");
+  }
+  // Recovery runs on every start: the region is found again but not copied again.
+  auto spool = open_spool(dir.path());
+  ASSERT_TRUE(spool);
+  EXPECT_EQ(spool->recovery().corrupt_regions, 1u);
+  EXPECT_EQ(spool->recovery().quarantined, 0u);
+  EXPECT_EQ(quarantined_files(dir.path()), std::vector<std::string>{name});
+  EXPECT_TRUE(spool->damaged_segments().empty());
+  EXPECT_EQ(all(*spool).size(), 3u);
+}
+
+TEST_F(SpoolTest, AShorterCopyFromAnEarlierStartIsReplaced) {
+  // A copy of the wrong size is not the region's (say the damage grew): it is written again.
+  TempDir dir;
+  fill(dir.path(), {"one", "two", "three"});
+  std::uint64_t second = 0;
+  {
+    auto ro = open_spool(dir.path(), Spool::Mode::kReadOnly);
+    second = all(*ro)[1].record_offset;
+  }
+  std::string seg = read_file(segment1(dir.path()));
+  seg[second + 20] ^= 1;
+  write_file(segment1(dir.path()), seg);
+  std::filesystem::create_directories(quarantine(dir.path()));
+  std::string copy = quarantine(dir.path()) + "/0000000000000001.seg-" + std::to_string(second) + ".bin";
+  write_file(copy, "short");
+  auto spool = open_spool(dir.path());
+  EXPECT_EQ(spool->recovery().quarantined, 1u);
+  EXPECT_EQ(read_file(copy), seg.substr(second, record_size(seg, second)));
+}
+
+TEST_F(SpoolTest, ADamagedSegmentHeaderIsQuarantinedWhole) {
+  TempDir dir;
+  config_.segment_size = 4096;
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 8; ++i) bodies.push_back(std::string(1500, static_cast<char>('a' + i)));
+  auto ids = fill(dir.path(), bodies);
+  std::vector<StoredMessage> before;
+  {
+    auto ro = open_spool(dir.path(), Spool::Mode::kReadOnly);
+    before = all(*ro);
+  }
+  ASSERT_EQ(before.size(), 8u);
+  ASSERT_GE(before.back().segment, 3u) << "the test wants several segments";
+  std::size_t in_first = std::count_if(before.begin(), before.end(), [](const StoredMessage& m) { return m.segment == 1; });
+
+  std::string seg = read_file(segment1(dir.path()));
+  seg[33] ^= 1;  // the header's CRC
+  write_file(segment1(dir.path()), seg);
+  {
+    auto spool = open_spool(dir.path());
+    ASSERT_TRUE(spool);
+    EXPECT_EQ(spool->recovery().quarantined, 1u);
+    EXPECT_EQ(quarantined_files(dir.path()), std::vector<std::string>{"0000000000000001.seg-0.bin"});
+    EXPECT_EQ(read_file(quarantine(dir.path()) + "/0000000000000001.seg-0.bin"), seg);
+    EXPECT_TRUE(spool->damaged_segments().empty());
+    auto msgs = all(*spool);
+    ASSERT_EQ(msgs.size(), 8u - in_first);
+    EXPECT_EQ(msgs.back().id, ids.back());
+  }
+  auto again = open_spool(dir.path());
+  EXPECT_EQ(again->recovery().quarantined, 0u);
+  EXPECT_EQ(quarantined_files(dir.path()).size(), 1u);
+}
+
+TEST_F(SpoolTest, TheAbandonedTailOfAnEarlierSegmentIsQuarantinedNotCut) {
+  TempDir dir;
+  config_.segment_size = 4096;
+  fill(dir.path(), {std::string(1500, 'a'), std::string(1500, 'b'), std::string(1500, 'c'), std::string(1500, 'd')});
+  ASSERT_TRUE(std::filesystem::exists(dir.path() + "/queue/log/0000000000000002.seg"));
+  // What the committer leaves when it cannot cut a failed batch back: bytes at the end of a
+  // segment it never appends to again.
+  std::string seg = read_file(segment1(dir.path()));
+  std::string tail = "PREC\x01 half a batch that never got its 250";
+  write_file(segment1(dir.path()), seg + tail);
+
+  auto spool = open_spool(dir.path());
+  EXPECT_EQ(spool->recovery().torn_tail_bytes, tail.size());
+  EXPECT_EQ(spool->recovery().quarantined, 1u);
+  std::string name = "0000000000000001.seg-" + std::to_string(seg.size()) + ".bin";
+  EXPECT_EQ(quarantined_files(dir.path()), std::vector<std::string>{name});
+  EXPECT_EQ(read_file(quarantine(dir.path()) + "/" + name), tail);
+  EXPECT_EQ(std::filesystem::file_size(segment1(dir.path())), seg.size() + tail.size());
+  EXPECT_TRUE(spool->damaged_segments().empty());
+  EXPECT_EQ(all(*spool).size(), 4u);
+}
+
+TEST_F(SpoolTest, ATornTailOfTheLastSegmentIsCutNotQuarantined) {
+  TempDir dir;
+  fill(dir.path(), {"a", "b"});
+  std::string full = read_file(segment1(dir.path()));
+  write_file(segment1(dir.path()), full.substr(0, full.size() - 1));
+  auto spool = open_spool(dir.path());
+  EXPECT_GT(spool->recovery().torn_tail_bytes, 0u);
+  EXPECT_EQ(spool->recovery().quarantined, 0u);
+  EXPECT_TRUE(quarantined_files(dir.path()).empty()) << "never acknowledged, and quarantine/ is made only when needed";
+}
+
+TEST_F(SpoolTest, WhenQuarantineCannotBeMadeTheSegmentIsKeptForTheOperator) {
+  TempDir dir;
+  auto ids = fill(dir.path(), {"Subject: 1\r\n\r\none\r\n", "Subject: 2\r\n\r\ntwo\r\n", "Subject: 3\r\n\r\nthree\r\n"});
   std::string seg = read_file(segment1(dir.path()));
   seg[format::kSegmentHeaderSize + 20] ^= 1;  // inside the first record
   write_file(segment1(dir.path()), seg);
+  // quarantine/ cannot be created: a file has its name.
+  write_file(quarantine(dir.path()), "in the way");
+  {
+    auto spool = open_spool(dir.path());
+    ASSERT_TRUE(spool) << "a failed copy does not stop the server";
+    EXPECT_EQ(spool->recovery().quarantined, 0u);
+    EXPECT_EQ(spool->recovery().quarantine_failed, 1u);
+    EXPECT_EQ(spool->damaged_segments(), std::set<std::uint64_t>{1});
+    auto msgs = all(*spool);
+    ASSERT_EQ(msgs.size(), 2u);
+    EXPECT_EQ(msgs[0].id, ids[1]);
+  }
+  // The operator clears the way; the next start copies the region and lets the segment go.
+  std::filesystem::remove(quarantine(dir.path()));
   auto spool = open_spool(dir.path());
-  EXPECT_EQ(spool->damaged_segments(), std::set<std::uint64_t>{1});
+  EXPECT_EQ(spool->recovery().quarantined, 1u);
+  EXPECT_TRUE(spool->damaged_segments().empty());
+}
+
+TEST_F(SpoolTest, AFailedSyncOfTheCopyLeavesNoQuarantineFileAndKeepsTheSegment) {
+  TempDir dir;
+  fill(dir.path(), {"one", "two", "three"});
+  std::uint64_t second = 0;
+  {
+    auto ro = open_spool(dir.path(), Spool::Mode::kReadOnly);
+    second = all(*ro)[1].record_offset;
+  }
+  std::string seg = read_file(segment1(dir.path()));
+  seg[second + 20] ^= 1;
+  write_file(segment1(dir.path()), seg);
+  SpoolIo io;
+  io.fdatasync = [](int) {
+    errno = EIO;
+    return -1;
+  };
+  {
+    auto spool = Spool::open(dir.path(), config_, Spool::Mode::kWritable, io);
+    ASSERT_TRUE(spool) << spool.error().message;
+    EXPECT_EQ((*spool)->recovery().quarantine_failed, 1u);
+    EXPECT_EQ((*spool)->damaged_segments(), std::set<std::uint64_t>{1});
+    for (const auto& n : quarantined_files(dir.path())) EXPECT_TRUE(n.ends_with(".tmp")) << n << ": not synced";
+  }
+  auto spool = open_spool(dir.path());
+  EXPECT_EQ(spool->recovery().quarantined, 1u);
+  EXPECT_TRUE(spool->damaged_segments().empty());
+}
+
+TEST_F(SpoolTest, ReadOnlyOpenQuarantinesNothing) {
+  TempDir dir;
+  fill(dir.path(), {"one", "two", "three"});
+  std::string seg = read_file(segment1(dir.path()));
+  seg[format::kSegmentHeaderSize + 20] ^= 1;
+  write_file(segment1(dir.path()), seg);
+  auto ro = open_spool(dir.path(), Spool::Mode::kReadOnly);
+  EXPECT_EQ(all(*ro).size(), 2u);
+  EXPECT_FALSE(std::filesystem::exists(quarantine(dir.path())));
+}
+
+// A message whose body cannot be delivered: check_body() says why, quarantine_message() takes
+// the record and the spill file out.
+TEST_F(SpoolTest, CheckBodyNamesTheDamage) {
+  TempDir dir;
+  config_.memory_per_message = 16;
+  fill(dir.path(), {std::string(1000, 'a'), "inline"});
+  auto spool = open_spool(dir.path());
+  auto msgs = all(*spool);
+  ASSERT_EQ(msgs.size(), 2u);
+  const StoredMessage& spilled = msgs[0];
+  ASSERT_EQ(spilled.body.kind, format::BodyKind::kSpill);
+
+  auto damage = [&](const StoredMessage& m) {
+    auto r = spool->check_body(m);
+    EXPECT_TRUE(r) << r.error().message;
+    return r && *r ? **r : std::string("whole");
+  };
+  EXPECT_EQ(damage(spilled), "whole");
+  EXPECT_EQ(damage(msgs[1]), "whole");
+  std::string bytes = read_file(spilled.body_path);
+  bytes[500] = 'b';
+  write_file(spilled.body_path, bytes);
+  EXPECT_EQ(damage(spilled), "body CRC mismatch");
+  write_file(spilled.body_path, bytes.substr(0, 999));
+  EXPECT_EQ(damage(spilled), "spill file has 999 bytes, 1000 committed");
+  ::unlink(spilled.body_path.c_str());
+  EXPECT_EQ(damage(spilled), "spill file missing");
+}
+
+TEST_F(SpoolTest, QuarantineMessageCopiesTheRecordAndMovesTheSpill) {
+  TempDir dir;
+  config_.memory_per_message = 16;
+  auto ids = fill(dir.path(), {std::string(1000, 'a'), "inline", std::string(2000, 'c')});
+  auto spool = open_spool(dir.path());
+  auto msgs = all(*spool);
+  ASSERT_EQ(msgs.size(), 3u);
+  const StoredMessage& bad = msgs[0];
+  std::string spill = read_file(bad.body_path);
+  spill[10] ^= 1;
+  write_file(bad.body_path, spill);
+  auto why = spool->check_body(bad);
+  ASSERT_TRUE(why && *why);
+
+  ASSERT_TRUE(spool->quarantine_message(bad, **why));
+  std::string seg = read_file(segment1(dir.path()));
+  std::string q = quarantine(dir.path()) + "/";
+  EXPECT_EQ(quarantined_files(dir.path()), (std::vector<std::string>{ids[0] + ".body", ids[0] + ".record"}));
+  EXPECT_EQ(read_file(q + ids[0] + ".record"), seg.substr(bad.record_offset, record_size(seg, bad.record_offset)));
+  EXPECT_EQ(read_file(q + ids[0] + ".body"), spill) << "moved as it was, damage included";
+  EXPECT_FALSE(std::filesystem::exists(bad.body_path)) << "delivery must not find it again";
+  // The copied record is the real one: it decodes to the same message.
+  std::string rec = read_file(q + ids[0] + ".record");
+  auto decoded = format::decode_message(std::string_view(rec).substr(format::kRecordHeaderSize));
+  ASSERT_TRUE(decoded);
+  EXPECT_EQ(decoded->id, ids[0]);
+
+  // Twice (a crash before the FAILED records were durable, then the same decision again).
+  ASSERT_TRUE(spool->quarantine_message(bad, "spill file missing"));
+  EXPECT_EQ(quarantined_files(dir.path()).size(), 2u);
+  EXPECT_EQ(read_file(q + ids[0] + ".body"), spill);
+
+  // An inline message has only its record; the others are untouched.
+  ASSERT_TRUE(spool->quarantine_message(msgs[1], "test"));
+  EXPECT_TRUE(std::filesystem::exists(q + ids[1] + ".record"));
+  EXPECT_FALSE(std::filesystem::exists(q + ids[1] + ".body"));
+  std::string body;
+  EXPECT_TRUE(spool->read_body(msgs[1], body)) << "the record stays in its segment";
+  EXPECT_TRUE(spool->read_body(msgs[2], body));
+  EXPECT_EQ(body, std::string(2000, 'c'));
+
+  // Recovery leaves quarantine/ alone, and the record is still reported until it is final.
+  spool.reset();
+  spool = open_spool(dir.path());
+  EXPECT_EQ(spool->recovery().garbage_spills, 0u);
+  EXPECT_EQ(spool->recovery().quarantined, 0u);
+  EXPECT_EQ(quarantined_files(dir.path()).size(), 3u);
+  EXPECT_EQ(all(*spool).size(), 3u);
+}
+
+TEST_F(SpoolTest, QuarantineMessageFailsWhenItCannotCopy) {
+  TempDir dir;
+  config_.memory_per_message = 16;
+  fill(dir.path(), {std::string(1000, 'a')});
+  auto spool = open_spool(dir.path());
+  auto msgs = all(*spool);
+  ASSERT_EQ(msgs.size(), 1u);
+  write_file(quarantine(dir.path()), "in the way");
+  EXPECT_FALSE(spool->quarantine_message(msgs[0], "test"));
+  EXPECT_TRUE(std::filesystem::exists(msgs[0].body_path)) << "nothing moved when the record could not be copied";
+  StoredMessage forged = msgs[0];
+  forged.id = "../../etc";
+  std::filesystem::remove(quarantine(dir.path()));
+  EXPECT_FALSE(spool->quarantine_message(forged, "test")) << "the id names files: only a queue id will do";
 }
 
 }  // namespace

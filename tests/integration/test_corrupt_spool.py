@@ -1,0 +1,138 @@
+#!/usr/bin/python3
+"""test_corrupt_spool: bytes damaged in the middle of a spool segment are quarantined and
+logged, and every other queued message is still delivered, byte-exact (issue 4).
+
+Run 1 queues several messages for alice@example.test while example.test is not yet a domain
+of ours: the client is on a trusted network, so they are accepted and relayed, and local
+delivery defers them (4.4.3, no remote delivery yet). The server stops with all of them in the
+spool. Between the runs the domain and its users are added, and bytes inside one message's
+record (its inline body) are flipped. Run 2 must start, log `queue.quarantined`, hold the
+damaged record's exact bytes in <data>/queue/quarantine/, deliver every other message to the
+Maildir exactly as sent, never deliver the damaged one, and retire the damaged segment (its
+damage is copied out, so nothing keeps it).
+"""
+import glob
+import os
+import re
+import shutil
+import time
+import unittest
+
+from petrel import Dialog, Petrel, without_received
+
+COUNT = 7
+DAMAGED = 1  # index of the message whose record is damaged: in the first segment
+SIZE = 300 * 1024  # inline (memory_per_message below): three messages fill a 1 MiB segment
+DEADLINE_S = 15
+
+
+def make_message(i):
+    head = (f"From: <sender@remote.example>\r\nTo: <alice@example.test>\r\nSubject: corrupt-spool {i}\r\n"
+            f"Message-ID: <corrupt-{i}@remote.example>\r\n\r\n").encode()
+    line = f"token-{i:04d} " + "abcdefghijklmnopqrstuvwxyz0123456789" * 2 + "\r\n"
+    body = line.encode() * (SIZE // len(line))
+    return head + body + f"end of message {i}\r\n".encode()
+
+
+def send(p, msg):
+    c = Dialog(p.port())
+    try:
+        c.expect(220)
+        c.cmd("EHLO client.example", 250)
+        c.cmd("MAIL FROM:<sender@remote.example>", 250)
+        c.cmd("RCPT TO:<alice@example.test>", 250)
+        c.cmd("DATA", 354)
+        c.send(re.sub(rb"(?m)^\.", b"..", msg) + b".\r\n")
+        reply = c.expect(250)
+        c.cmd("QUIT", 221)
+    finally:
+        c.close()
+    return re.search(r"queued as ([0-9A-Z]{20})", reply).group(1)
+
+
+def wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+class CorruptSpool(unittest.TestCase):
+    def test_damaged_record_is_quarantined_and_the_rest_delivered(self):
+        t0 = time.monotonic()
+        p = Petrel(smtp_toml='trusted_networks = ["127.0.0.1/32"]',
+                   queue_toml='memory_per_message = "1MiB"\nsegment_size = "1MiB"\nretry_first = "1s"')
+        try:
+            # Run 1: example.test is not served yet, so every message waits in the spool.
+            p.start()
+            sent = {}
+            for i in range(COUNT):
+                msg = make_message(i)
+                sent[send(p, msg)] = (i, msg)
+            self.assertTrue(wait_until(lambda: len(set(re.findall(r" queue\.deferred id=(\w+)", p.log()))) >= COUNT,
+                                       DEADLINE_S), p.log()[-3000:])
+            self.assertIn("4.4.3", p.log())
+            p.stop()
+            self.assertEqual(glob.glob(os.path.join(p.data_dir, "mail", "*", "*", "new", "*")), [],
+                             "nothing may be delivered before the domain exists")
+
+            # Between the runs: the domain and its users, and damage inside one record.
+            p.setup_accounts()
+            segments = sorted(glob.glob(os.path.join(p.data_dir, "queue", "log", "*.seg")))
+            self.assertGreaterEqual(len(segments), 2, "the test wants the damage in a segment that is not the last")
+            damaged_id = next(qid for qid, (i, _) in sent.items() if i == DAMAGED)
+            needle = f"token-{DAMAGED:04d} ".encode()
+            with open(segments[0], "rb") as f:
+                seg = bytearray(f.read())
+            at = seg.find(needle, len(seg) // 3)  # well inside the record: not its header
+            self.assertGreater(at, 0, "message %d is not inline in the first segment" % DAMAGED)
+            for k in range(len(needle)):
+                seg[at + k] ^= 0x5A
+            with open(segments[0], "wb") as f:
+                f.write(seg)
+
+            # Run 2: starts, quarantines, delivers the rest.
+            p.start()
+            log = p.log()
+            m = re.search(r" queue\.quarantined file=(\S+) segment=(\S+) offset=(\d+) bytes=(\d+) reason=(\S+)", log)
+            self.assertIsNotNone(m, log[-3000:])
+            path, segment, offset, length, reason = m.group(1), m.group(2), int(m.group(3)), int(m.group(4)), m.group(5)
+            self.assertEqual(reason, "corrupt-record")
+            self.assertEqual(os.path.basename(segment), os.path.basename(segments[0]))
+            self.assertEqual(os.path.dirname(path), os.path.join(p.data_dir, "queue", "quarantine"))
+            self.assertEqual(os.path.basename(path), f"{os.path.basename(segments[0])}-{offset}.bin")
+            with open(path, "rb") as f:
+                copy = f.read()
+            self.assertEqual(len(copy), length)
+            self.assertEqual(copy, bytes(seg[offset:offset + length]), "the quarantine file holds exactly the damaged bytes")
+            self.assertTrue(offset <= at and at + len(needle) <= offset + length, "the copy covers the damage")
+            self.assertLess(length, SIZE * 2, "only the damaged record, not its neighbours")
+            self.assertRegex(log, r" queue\.open [^\n]*corrupt_regions=1 [^\n]*quarantined=1 quarantine_failed=0")
+
+            for qid, (i, msg) in sent.items():
+                if qid == damaged_id:
+                    continue
+                got = p.delivered_message(qid, timeout=max(1, DEADLINE_S - (time.monotonic() - t0)))
+                self.assertEqual(without_received(got), msg, f"message {i} ({qid}) is not the message sent")
+
+            # The damaged one is in no mailbox; each other one is there once.
+            files = glob.glob(os.path.join(p.data_dir, "mail", "example.test", "*", "new", "*"))
+            self.assertEqual(len(files), COUNT - 1)
+            for name in files:
+                with open(name, "rb") as f:
+                    self.assertNotIn(f"Subject: corrupt-spool {DAMAGED}\r\n".encode(), f.read())
+
+            # Its damage is copied out, so the segment is not kept: it is retired like any other.
+            seq = int(os.path.basename(segments[0])[:16])
+            self.assertTrue(p.wait_log(f" queue.retired segment={seq}\n", timeout=5), p.log()[-3000:])
+            self.assertTrue(os.path.exists(path), "retiring the segment leaves the quarantine copy")
+            self.assertLess(time.monotonic() - t0, 20)
+        finally:
+            p.stop()
+            shutil.rmtree(p.tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <utility>
 
+#include "base/log.h"
+#include "base/strings.h"
+
 namespace petrel::queue {
 namespace {
 
@@ -41,11 +44,15 @@ base::Status read_prefix(const Spool& spool, const StoredMessage& m, std::string
 void queue_notice(const Spool& spool, Intake& intake, const StoredMessage& original,
                   std::vector<mail::DsnRecipient> recipients, const NoticeConfig& config, std::int64_t now,
                   std::function<void(base::Status, const std::string& dsn_id)> done) {
+  // The original is quoted when it can be read; a DSN about a message whose body is damaged
+  // or quarantined goes without it (mail/dsn.h: a 2-part report) rather than not at all.
   std::string prefix;
   bool complete = false;
   if (auto s = read_prefix(spool, original, prefix, complete); !s) {
-    done(base::Status(s.error()), "");
-    return;
+    PETREL_LOG(kWarn, "queue.notice_without_original", "id={} error=\"{}\"", original.id,
+               base::log_escape(s.error().message));
+    prefix.clear();
+    complete = false;
   }
 
   // The DSN's envelope: from <> (so it can never cause another DSN), to the original sender.

@@ -10,8 +10,9 @@
 // when the DSN cannot even be started); success means the DSN is durable in the queue.
 // Not done here: deciding who gets a notice (the scheduler: never the null sender, NOTIFY
 // rules), delay warnings, double bounces to the postmaster.
-// Failure: a body that cannot be read or a spool that cannot take the DSN completes `done`
-// with a temporary error; the caller keeps the recipients pending and tries again.
+// Failure: a spool that cannot take the DSN completes `done` with a temporary error; the
+// caller keeps the recipients pending and tries again. An original that cannot be read (a
+// damaged or quarantined body) is left out of the DSN, which is still sent.
 #pragma once
 
 #include <cstdint>

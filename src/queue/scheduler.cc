@@ -652,6 +652,7 @@ struct Scheduler::Impl {
     PETREL_ASSERT(it != entries.end(), "a message in flight has no entry");
     Entry& e = it->second;
     e.in_flight = false;
+    quarantine_if_damaged(id, e, results);
 
     auto commit = std::make_shared<PendingCommit>();
     commit->id = id;
@@ -699,6 +700,31 @@ struct Scheduler::Impl {
     }
     record(std::move(commit), e, now);
     schedule(id, e);
+  }
+
+  // A delivery that failed with a local error (4.3.0: the transport could not read or write
+  // something) may have met a damaged body. If the spool confirms the damage, the message is
+  // moved to quarantine (spool.h) and its recipients fail with 5.3.0 (a bounce without the
+  // original), instead of being retried for the whole lifetime.
+  void quarantine_if_damaged(const IdKey& id, Entry& e, std::vector<RecipientResult>& results) {
+    bool local_error = std::any_of(results.begin(), results.end(), [](const RecipientResult& r) {
+      return r.outcome == RecipientResult::Outcome::kDeferred && r.diagnostic.rfind("4.3.0", 0) == 0;
+    });
+    if (!local_error) return;
+    auto m = spool.read_message_at(e.segment, e.record_offset);
+    if (!m) return;
+    auto damage = spool.check_body(*m);
+    if (!damage || !*damage) return;  // whole, or the check itself failed: a temporary error
+    if (auto q = spool.quarantine_message(*m, **damage); !q) {
+      PETREL_LOG(kError, "queue.quarantine_failed", "id={} error=\"{}\"", id_of(id), base::log_escape(q.error().message));
+      return;
+    }
+    e.spill = false;  // moved to quarantine/
+    for (auto& r : results) {
+      r.outcome = RecipientResult::Outcome::kFailed;
+      r.code = 0;
+      r.diagnostic = "5.3.0 the message was damaged in the queue and moved to quarantine (" + **damage + ")";
+    }
   }
 
   // Gives up on every recipient that is neither final nor busy.
@@ -1030,7 +1056,7 @@ struct Scheduler::Impl {
   }
 
   // README "Retiring": oldest first, up to the oldest segment that still holds a pending
-  // message, never the current one, never a damaged one.
+  // message, never the current one, never one with damage not yet quarantined.
   void retire_segments(std::uint64_t current) {
     retire_check = false;
     auto segs = spool.list_segments();

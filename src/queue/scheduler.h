@@ -13,7 +13,7 @@
 // commit). Temporary results retry after retry_first, doubling up to retry_max; a recipient
 // not delivered `lifetime` after the message arrived expires. At most `concurrency`
 // deliveries are in flight. Segments are deleted oldest first once every message in them is
-// final, never the one being written, never one in which recovery found damage.
+// final, never the one being written, never one whose damage recovery could not quarantine.
 // Notices (DSN, RFC 3461): when a recipient fails or expires (or is delivered with
 // NOTIFY=SUCCESS) and the sender is not <> and did not say NOTIFY=NEVER, a DSN
 // (mail/dsn.h) is queued through `notices` before the recipient's final state is recorded:

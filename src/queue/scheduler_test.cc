@@ -51,6 +51,7 @@ class FakeTransport final : public Transport {
     std::lock_guard lk(mu_);
     return jobs_.size();
   }
+  std::string deferred_why = "4.2.2 mailbox full";  // the diagnostic of kDeferred answers
   DeliveryJob job(std::size_t i) {
     std::lock_guard lk(mu_);
     return jobs_.at(i).job;
@@ -73,7 +74,7 @@ class FakeTransport final : public Transport {
       done = std::move(j.done);
       for (std::uint32_t r : j.job.recipients) {
         Outcome o = outcome(r);
-        std::string d = o == Outcome::kDelivered ? "2.0.0 ok" : o == Outcome::kFailed ? "5.1.1 no such user" : "4.2.2 mailbox full";
+        std::string d = o == Outcome::kDelivered ? "2.0.0 ok" : o == Outcome::kFailed ? "5.1.1 no such user" : deferred_why;
         results.push_back({r, o, d, 0, ""});
       }
     }
@@ -418,7 +419,9 @@ TEST_F(SchedulerTest, RetiringDeletesOldFinishedSegmentsOnly) {
   EXPECT_EQ(transport_->job(0).message.id, fresh);
 }
 
-TEST_F(SchedulerTest, ADamagedSegmentIsKeptButDoesNotBlockRetiring) {
+// Recovery copied the damage in segment 1 to quarantine/ (spool_test.cc): nothing keeps the
+// segment any more, it is retired like the others.
+TEST_F(SchedulerTest, AQuarantinedSegmentIsRetiredLikeAnyOther) {
   config_.segment_size = 4096;
   open();
   std::string body(1500, 'x');
@@ -432,6 +435,38 @@ TEST_F(SchedulerTest, ADamagedSegmentIsKeptButDoesNotBlockRetiring) {
   std::string bytes = testing::read_file(seg1);
   bytes[format::kSegmentHeaderSize + 30] ^= 1;
   testing::write_file(seg1, bytes);
+
+  open();
+  EXPECT_EQ(spool_->recovery().quarantined, 1u);
+  EXPECT_TRUE(spool_->damaged_segments().empty());
+  EXPECT_EQ(sched_->stats().pending, 7u);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 7u);
+  for (std::size_t i = 0; i < 7; ++i) transport_->answer_all(i, Outcome::kDelivered);
+  settle();
+  sched_->tick();
+  auto after = spool_->list_segments();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(*after, std::vector<std::uint64_t>{intake_->current_segment()});
+}
+
+// Damage recovery could not copy out (quarantine/ cannot be made) keeps its segment, the only
+// copy, but does not block retiring the ones after it.
+TEST_F(SchedulerTest, ADamagedSegmentIsKeptWhenItCouldNotBeQuarantined) {
+  config_.segment_size = 4096;
+  open();
+  std::string body(1500, 'x');
+  for (int i = 0; i < 8; ++i) put(1, body);
+  auto before = spool_->list_segments();
+  ASSERT_TRUE(before);
+  ASSERT_GE(before->size(), 3u);
+  close();
+  // Damage the first record of segment 1 (the one after it stays readable).
+  std::string seg1 = dir_.path() + "/queue/log/0000000000000001.seg";
+  std::string bytes = testing::read_file(seg1);
+  bytes[format::kSegmentHeaderSize + 30] ^= 1;
+  testing::write_file(seg1, bytes);
+  testing::write_file(dir_.path() + "/queue/quarantine", "in the way");
 
   open();
   EXPECT_EQ(spool_->damaged_segments(), std::set<std::uint64_t>{1});
@@ -687,6 +722,36 @@ TEST_F(NoticeTest, ABounceThatCannotBeQueuedKeepsItsRecipientPending) {
   settle();
   EXPECT_EQ(sched_->stats().notices, 1u);
   EXPECT_EQ(sched_->stats().pending, 1u) << "only the DSN itself is left";
+}
+
+TEST_F(NoticeTest, ADamagedBodyIsQuarantinedAndBouncedWithoutTheOriginal) {
+  config_.memory_per_message = 4096;  // so the body spills to its own file
+  open();
+  std::string id = put(1, "Subject: big\r\n\r\n" + std::string(20000, 'x') + "\r\n");
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 1u);
+  std::filesystem::resize_file(spool_->spill_path(id), 100);  // the disk lost part of it
+  transport_->deferred_why = "4.3.0 local delivery failed";
+  transport_->answer_all(0, Outcome::kDeferred);
+  settle();
+  EXPECT_EQ(sched_->stats().failed, 1u) << "not retried for five days";
+  EXPECT_EQ(sched_->stats().notices, 1u);
+  EXPECT_TRUE(std::filesystem::exists(spool_->quarantine_dir() + "/" + id + ".record"));
+  EXPECT_TRUE(std::filesystem::exists(spool_->quarantine_dir() + "/" + id + ".body"));
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u);
+  std::string dsn = body_of(transport_->job(1));
+  EXPECT_NE(dsn.find("Status: 5.3.0"), std::string::npos) << dsn;
+  EXPECT_EQ(dsn.find("xxxxxxxxxx"), std::string::npos) << "the damaged original is not quoted";
+
+  // A local error with a whole body is just a deferral.
+  std::string whole = put(1);
+  sched_->tick();
+  transport_->answer_all(2, Outcome::kDeferred);
+  settle();
+  EXPECT_EQ(sched_->stats().failed, 1u);
+  EXPECT_EQ(sched_->stats().deferred, 1u);
+  EXPECT_FALSE(std::filesystem::exists(spool_->quarantine_dir() + "/" + whole + ".record"));
 }
 
 // ---- operator commands ----

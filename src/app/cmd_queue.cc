@@ -97,6 +97,22 @@ std::string due_in(std::int64_t at) {
   return "in " + std::to_string(s / 3600) + "h";
 }
 
+// "deferred bob@example.net attempts=2 next=... (in 4m) "4.4.3 ..."": one recipient's last
+// recorded state (an empty `st.id`: none yet, "new"), for list and show.
+std::string recipient_state(const queue::RecipientState& st, const std::string& who = "") {
+  int status = st.id.empty() ? 0 : static_cast<int>(st.status);
+  std::string line = state_name(status);
+  if (!who.empty()) line += " " + who;
+  if (status != 0) line += " attempts=" + std::to_string(st.attempts);
+  if (status == static_cast<int>(queue::RecipientStatus::kDeferred)) {
+    line += " next=" + utc(st.next_attempt) + " (" + due_in(st.next_attempt) + ")";
+  }
+  std::string why = st.enhanced.empty() ? st.text : st.enhanced + " " + st.text;
+  if (st.reply_code != 0) why = std::to_string(st.reply_code) + " " + why;
+  if (!why.empty()) line += " \"" + show(why) + "\"";
+  return line;
+}
+
 // What the spool says about one message: its envelope and each recipient's last state.
 struct Listed {
   queue::StoredMessage message;
@@ -138,15 +154,7 @@ void list(const std::string& config_path, bool all) {
     for (std::size_t i = 0; i < m.envelope.recipients.size(); ++i) {
       const auto& st = l.last[i];
       int status = st.id.empty() ? 0 : static_cast<int>(st.status);
-      std::string line = std::string("    ") + state_name(status) + " " + address(m.envelope.recipients[i].address);
-      if (status != 0) line += " attempts=" + std::to_string(st.attempts);
-      if (status == static_cast<int>(queue::RecipientStatus::kDeferred)) {
-        line += " next=" + utc(st.next_attempt) + " (" + due_in(st.next_attempt) + ")";
-      }
-      std::string why = st.enhanced.empty() ? st.text : st.enhanced + " " + st.text;
-      if (st.reply_code != 0) why = std::to_string(st.reply_code) + " " + why;
-      if (!why.empty()) line += " \"" + show(why) + "\"";
-      std::printf("%s\n", line.c_str());
+      std::printf("    %s\n", recipient_state(st, address(m.envelope.recipients[i].address)).c_str());
       if (status == 0 || !queue::format::is_final(st.status)) {
         ++rcpts;
         ++by_state[state_name(status)];
@@ -198,10 +206,19 @@ void show_message(const std::string& config_path, const std::string& id, bool bo
               static_cast<unsigned long long>(e.declared_size));
   std::printf("size: %llu (%s)\n", static_cast<unsigned long long>(m.body.length),
               m.body.kind == queue::format::BodyKind::kInline ? "inline" : m.body_path.c_str());
-  for (const auto& r : e.recipients) {
+  // Each recipient's last recorded state (the state records follow the message in the log).
+  std::vector<queue::RecipientState> last(e.recipients.size());
+  (void)spool->for_each_record([](const queue::StoredMessage&) {},
+                               [&](const queue::RecipientState& st, std::uint64_t) {
+                                 if (st.id != m.id || st.recipient >= last.size()) return;
+                                 auto& slot = last[st.recipient];
+                                 if (slot.id.empty() || !queue::format::is_final(slot.status)) slot = st;
+                               });
+  for (std::size_t i = 0; i < e.recipients.size(); ++i) {
+    const auto& r = e.recipients[i];
     std::printf("to: %s notify=%s", address(r.address).c_str(), notify(r.notify).c_str());
     if (!r.orcpt_type.empty()) std::printf(" orcpt=%s;%s", show(r.orcpt_type).c_str(), show(r.orcpt).c_str());
-    std::printf("\n");
+    std::printf("\n    %s\n", recipient_state(last[i]).c_str());
   }
   std::printf("\n");
   }

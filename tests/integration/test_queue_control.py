@@ -64,6 +64,10 @@ class QueueControl(unittest.TestCase):
                                   r"\"4\.4\.3 [^\"]+\"$")
             self.assertRegex(out, r"(?m)^    delivered bob@example.test attempts=1")
             self.assertIn("1 message, 1 recipient to deliver (1 deferred)", out)
+            shown = p.cli("queue", "show", qid).stdout
+            self.assertRegex(shown, r"(?m)^to: someone@remote.example notify=-\n    deferred attempts=1 next=")
+            self.assertRegex(shown, r"(?m)^to: bob@example.test notify=-\n    delivered attempts=1")
+            self.assertIn("Subject: two", shown)
 
     def test_hold_release_flush_delete_while_running(self):
         with Petrel(smtp_toml=TRUSTED, queue_toml='retry_first = "1h"') as p:

@@ -7,6 +7,7 @@ own config dir, queue_directory and data_directory under a temp dir, and is star
 """
 import glob
 import os
+import pwd
 import re
 import resource
 import shutil
@@ -82,14 +83,29 @@ def versions(petrel_bin):
         mtime = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(petrel_bin)))
     except OSError:
         v, mtime = "?", "?"
+    pf = subprocess.run(["/usr/sbin/postconf", "-dh", "mail_version"], capture_output=True, text=True,
+                        timeout=10).stdout.strip()
+    src = build_source_dir(petrel_bin)
+    if src is not None and os.path.realpath(src) != os.path.realpath(REPO):
+        return f"{v} (binary built {mtime} from the sources in {src}) vs Postfix {pf}"
     head = subprocess.run(["git", "-C", REPO, "log", "-1", "--format=%h"], capture_output=True, text=True,
                           timeout=10).stdout.strip() or "?"
     dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "src"],
                            capture_output=True, text=True, timeout=10).stdout.strip()
-    pf = subprocess.run(["/usr/sbin/postconf", "-dh", "mail_version"], capture_output=True, text=True,
-                        timeout=10).stdout.strip()
     return (f"{v} (binary built {mtime}, tree at {head}{' + uncommitted src changes' if dirty else ''}) "
             f"vs Postfix {pf}")
+
+
+def build_source_dir(petrel_bin):
+    """The source directory of the CMake build the binary sits in (CMakeCache.txt), or None."""
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(petrel_bin)), "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("CMAKE_HOME_DIRECTORY:"):
+                    return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 # --- CPU accounting ------------------------------------------------------------------------------
@@ -100,6 +116,32 @@ def machine_busy_ticks():
         v = [int(x) for x in f.readline().split()[1:]]
     user, nice, system, idle, iowait, irq, softirq, steal = (v + [0] * 8)[:8]
     return user + nice + system + irq + softirq + steal, idle + iowait
+
+
+def cpu_self():
+    """This script's own CPU seconds (user+system)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def background_busy(seconds=1.0):
+    """Cores the machine kept busy over the next `seconds` (other users of the box)."""
+    b0, _ = machine_busy_ticks()
+    time.sleep(seconds)
+    b1, _ = machine_busy_ticks()
+    return (b1 - b0) / CLK_TCK / seconds
+
+
+def wait_quiet(quiet_cores, quiet_wait, name):
+    """Waits (at most quiet_wait seconds) until other load on the box is below quiet_cores; returns
+    the last 1-s measurement. Other users of the machine skew the rates and every CPU figure."""
+    t0 = time.monotonic()
+    bg = background_busy(1.0)
+    while bg > quiet_cores and time.monotonic() - t0 < quiet_wait:
+        bg = background_busy(1.0)
+    if bg > quiet_cores:
+        log(f"[{name}] machine still busy ({bg:.2f} cores) after {quiet_wait:.0f} s; measuring anyway")
+    return bg
 
 
 def proc_stat(pid):
@@ -236,11 +278,58 @@ class LogFile:
     def log_tail(self, n=30):
         return "\n".join(self.log_text().splitlines()[-n:])
 
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def log_since(self, offset):
+        """The log from byte `offset` on (e.g. what one run of a restarted server wrote)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_counter(self, token, offset=0):
+        return LogCounter(self.log_path, token, offset)
+
+
+class LogCounter:
+    """Counts the log lines holding `token` incrementally: each update() reads only what was
+    appended since the last one (the log of 100,000 messages is too big to re-read every second)."""
+
+    def __init__(self, path, token, offset=0):
+        self.path, self.token, self.offset, self.count = path, token.encode(), offset, 0
+
+    def update(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return self.count
+        end = data.rfind(b"\n") + 1  # whole lines only; a partial last line is read next time
+        self.count += data[:end].count(self.token)
+        self.offset += end
+        return self.count
+
+
+def count_files(path):
+    """Entries in a directory (0 if it does not exist yet): the Maildir new/ counter."""
+    try:
+        with os.scandir(path) as it:
+            return sum(1 for _ in it)
+    except FileNotFoundError:
+        return 0
+
 
 class Petrel(LogFile):
     name = "Petrel"
 
-    def __init__(self, binary, cleanup, smtp_toml="", threads=0):
+    def __init__(self, binary, cleanup, smtp_toml="", threads=0, queue_toml=""):
         self.bin = os.path.abspath(binary)
         if not os.access(self.bin, os.X_OK):
             raise SystemExit(f"petrel binary not found: {self.bin} (cmake --build build --target petrel -j2)")
@@ -261,6 +350,7 @@ threads = {threads}
 
 [queue]
 min_free_space = 0
+{queue_toml}
 
 [[listener]]
 name = "mx"
@@ -269,6 +359,9 @@ address = "127.0.0.1:{self.port}"
 """)
         self.proc = None
         self._logf = None
+        self._set_up = False
+        self.t_exec = None  # time.time() right before the last `petrel serve` was spawned
+        self.log_offset = 0  # log size at that moment: where this run's lines begin
         cleanup.add(self.stop)
 
     def cli(self, *args, input=None):
@@ -278,19 +371,25 @@ address = "127.0.0.1:{self.port}"
             raise RuntimeError(f"petrel {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
         return r.stdout
 
-    def start(self, timeout=20):
-        self.cli("domain", "add", DOMAIN)
-        self.cli("user", "add", RCPT, input="bench-password\n")
+    def start(self, timeout=20, poll=0.05):
+        """Starts `petrel serve` (the first time also adds the domain and the bench user) and waits
+        for this run's server.ready line. Can be called again after stop(): same data, same log."""
+        if not self._set_up:
+            self.cli("domain", "add", DOMAIN)
+            self.cli("user", "add", RCPT, input="bench-password\n")
+            self._set_up = True
         self._logf = open(self.log_path, "ab")
+        self.log_offset = self.log_size()
+        self.t_exec = time.time()
         self.proc = subprocess.Popen([self.bin, "serve", "-c", self.config], stdout=self._logf,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"petrel exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if "server.ready" in self.log_text():
+            if " server.ready " in self.log_since(self.log_offset):
                 return
-            time.sleep(0.05)
+            time.sleep(poll)
         raise RuntimeError("petrel did not become ready:\n" + self.log_tail())
 
     def log_errors(self):
@@ -312,10 +411,14 @@ address = "127.0.0.1:{self.port}"
         with open(self.log_path, "rb") as f:
             return f.read().count(b" smtp.queued ")
 
+    @property
+    def maildir_new(self):
+        """The bench account's Maildir new/ (<data>/mail/<domain>/<local>/new)."""
+        return os.path.join(self.data_dir, "mail", DOMAIN, "bench", "new")
+
     def delivered_count(self):
         """Messages delivered into the bench account's Maildir."""
-        return len(os.listdir(os.path.join(self.data_dir, "mail", "example.test", "bench", "new"))) \
-            if os.path.isdir(os.path.join(self.data_dir, "mail", "example.test", "bench", "new")) else 0
+        return count_files(self.maildir_new)
 
     def wait_delivered(self, n, timeout):
         deadline = time.monotonic() + timeout
@@ -355,19 +458,40 @@ showq     unix  n       -       n       -       -       showq
 error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+def mail_user():
+    """(uid, gid) of the user that owns the bench Maildirs for Postfix's virtual(8): `petrel`
+    (the user Petrel writes its Maildirs as), else `nobody`."""
+    for name in ("petrel", "nobody"):
+        try:
+            pw = pwd.getpwnam(name)
+            return pw.pw_uid, pw.pw_gid
+        except KeyError:
+            continue
+    raise SystemExit("neither user petrel nor nobody exists (needed as the Maildir owner)")
+
+
 class Postfix(LogFile):
-    """A private Postfix instance: own config dir, queue and data dirs, smtpd on 127.0.0.1:PORT,
-    all mail accepted for example.test and delivered by the discard transport (cheap delivery, but
-    the queue file is still fsynced by cleanup before smtpd answers 250, Postfix's default)."""
+    """A private Postfix instance: own config dir, queue and data dirs, smtpd on 127.0.0.1:PORT.
+
+    delivery="discard": all mail accepted for example.test (mydestination) and delivered by the
+    discard transport (cheap delivery, but the queue file is still fsynced by cleanup before smtpd
+    answers 250, Postfix's default).
+    delivery="virtual": example.test is a virtual mailbox domain; bench@example.test is delivered by
+    virtual(8) into the Maildir <tmp>/vmail/example.test/bench/ (owned by mail_user()); virtual(8)
+    fsyncs each Maildir file before linking it into new/ (mail_copy() with MAIL_COPY_TOFILE)."""
     name = "Postfix"
 
-    def __init__(self, cleanup, process_limit=100):
+    def __init__(self, cleanup, process_limit=100, delivery="discard"):
+        if delivery not in ("discard", "virtual"):
+            raise ValueError(f"unknown delivery {delivery!r}")
+        self.delivery = delivery
         if not os.access("/usr/sbin/postfix", os.X_OK):
             raise SystemExit("postfix is not installed (/usr/sbin/postfix)")
         self.tmp = make_tmpdir("postfix-bench-")
@@ -380,13 +504,31 @@ class Postfix(LogFile):
         for d in (self.conf, self.queue, self.data):
             os.mkdir(d)
         shutil.chown(self.data, "postfix", "postfix")
+        if delivery == "virtual":
+            self.vmail = os.path.join(self.tmp, "vmail")
+            os.mkdir(self.vmail, 0o755)
+            uid, gid = mail_user()
+            os.chown(self.vmail, uid, gid)
+            vmap = os.path.join(self.conf, "vmailbox")
+            with open(vmap, "w") as f:
+                f.write(f"{RCPT} {DOMAIN}/bench/\n")  # trailing slash: Maildir
+            destination = f"""mydestination =
+virtual_mailbox_domains = {DOMAIN}
+virtual_mailbox_base = {self.vmail}
+virtual_mailbox_maps = texthash:{vmap}
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_transport = virtual"""
+        else:
+            self.vmail = None
+            destination = f"mydestination = {DOMAIN}"
         with open(os.path.join(self.conf, "main.cf"), "w") as f:
             f.write(f"""# private benchmark instance, generated by bench/benchlib.py
 compatibility_level = 3.6
 myhostname = mx.bench.test
 mydomain = bench.test
 myorigin = $myhostname
-mydestination = {DOMAIN}
+{destination}
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
@@ -450,8 +592,14 @@ smtputf8_enable = no
         """Messages cleanup(8) wrote to the queue (one 'message-id=' line each)."""
         return len(re.findall(r"postfix/cleanup\[\d+\]: [0-9A-F]+: message-id=", self.log_text()))
 
+    @property
+    def maildir_new(self):
+        """virtual(8) mode: the bench account's Maildir new/."""
+        return os.path.join(self.vmail, DOMAIN, "bench", "new") if self.vmail else None
+
     def delivered_count(self):
-        return len(re.findall(r"postfix/discard\[\d+\]: .* status=sent", self.log_text()))
+        """Deliveries the log reports (status=sent by discard(8) or virtual(8))."""
+        return len(re.findall(r"postfix/(?:discard|virtual)\[\d+\]: .* status=sent", self.log_text()))
 
     def queue_files(self):
         n = 0
@@ -512,11 +660,13 @@ class SmtpSourceResult:
     pass
 
 
-def run_smtp_source(port, messages, sessions, length, timeout, extra=()):
-    """Runs smtp-source; returns wall seconds, its own CPU (from wait4 rusage), exit status and the
-    last DATA counter printed by -c. The caller reads /proc/stat around it."""
+def run_smtp_source(port, messages, sessions, length, timeout, extra=(), rcpt=RCPT):
+    """Runs smtp-source; returns wall seconds (and t0/t1, time.monotonic() right before the spawn
+    and when it was reaped), its own CPU (from wait4 rusage), exit status and the last DATA counter
+    printed by -c. The caller reads /proc/stat around it. extra=("-d",): many messages per
+    connection."""
     cmd = ["/usr/sbin/smtp-source", "-c", "-s", str(sessions), "-m", str(messages), "-l", str(length),
-           "-f", "sender@remote.example", "-t", RCPT, *extra, f"127.0.0.1:{port}"]
+           "-f", "sender@remote.example", "-t", rcpt, *extra, f"127.0.0.1:{port}"]
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
     r = SmtpSourceResult()
@@ -538,7 +688,8 @@ def run_smtp_source(port, messages, sessions, length, timeout, extra=()):
             break
         time.sleep(0.02)
     p.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from reaping again
-    r.wall = time.monotonic() - t0
+    r.t0, r.t1 = t0, time.monotonic()
+    r.wall = r.t1 - t0
     r.timed_out = getattr(r, "timed_out", False)
     r.rc = os.waitstatus_to_exitcode(status)
     r.cpu = rusage.ru_utime + rusage.ru_stime

@@ -164,7 +164,10 @@ int serve(const config::Config& c) {
   // Delivery: the scheduler reads what the spool holds, hands due messages to the local
   // transport, and records each outcome through the intake's group commit.
   auto transport = std::make_unique<delivery::LocalTransport>(
-      **spool, **directory, delivery::LocalTransportOptions{c.server.data_dir, 4, {}});
+      **spool, **directory,
+      // One worker per delivery the scheduler may start at once (up to 32): workers mostly
+      // wait on fsync, and concurrent deliveries into one mailbox share its directory sync.
+      delivery::LocalTransportOptions{c.server.data_dir, std::min<std::size_t>(c.queue.delivery_concurrency, 32), {}});
   // The scheduler makes itself the intake's commit listener, so it hears of every message.
   // DSNs (bounces) go back in through the same intake.
   queue::SchedulerConfig sconfig = queue::SchedulerConfig::from(c.queue);

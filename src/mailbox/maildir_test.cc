@@ -5,9 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <thread>
@@ -225,6 +228,75 @@ TEST(MaildirTest, FourThreadsAtOnceGetDistinctNames) {
   EXPECT_EQ(all.size(), 1000u);
   EXPECT_EQ(list_dir(dir.path() + "/new").size(), 1000u);
   EXPECT_TRUE(list_dir(dir.path() + "/tmp").empty());
+}
+
+// Concurrent deliveries into one mailbox share the fsync of new/: every file is durable
+// before its delivery returns (a sync began after its rename), with fewer syncs than files.
+TEST(MaildirTest, ConcurrentDeliveriesShareTheSyncOfNew) {
+  TempDir dir;
+  std::atomic<int> dir_syncs{0};
+  std::mutex mu;
+  std::set<std::string> in_new_when_synced;  // what each new/ sync covered
+  MaildirOptions o;
+  o.io.fsync = [&](int fd) {
+    if (is_dir_fd(fd) && fd_path(fd) == dir.path() + "/new") {
+      ++dir_syncs;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a slow disk: others queue up
+      std::lock_guard lk(mu);
+      for (const auto& n : list_dir(dir.path() + "/new")) in_new_when_synced.insert(n);
+      return 0;
+    }
+    return 0;
+  };
+  Maildir md(dir.path(), o);
+  ASSERT_TRUE(md.deliver({kHeaders, string_source("warm"), 4, 0}).has_value());  // creates the dirs
+  dir_syncs = 0;
+  std::vector<std::string> names[8];
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        auto r = md.deliver({kHeaders, string_source("c"), 1, 0});
+        ASSERT_TRUE(r.has_value()) << r.error().message;
+        std::lock_guard lk(mu);
+        // Durable before it returns: some sync of new/ ran after this file was there.
+        EXPECT_TRUE(in_new_when_synced.count(r->name)) << r->name;
+        names[t].push_back(r->name);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(list_dir(dir.path() + "/new").size(), 201u);
+  EXPECT_LT(dir_syncs.load(), 200) << "some syncs were shared";
+  std::printf("[ syncs    ] 200 deliveries from 8 threads: %d syncs of new/\n", dir_syncs.load());
+}
+
+// A failed shared sync fails every delivery it was to cover: none is reported delivered.
+TEST(MaildirTest, AFailedSharedSyncFailsEveryDeliveryItCovered) {
+  TempDir dir;
+  std::atomic<bool> fail{false};
+  MaildirOptions o;
+  o.io.fsync = [&](int fd) {
+    if (fail && is_dir_fd(fd) && fd_path(fd) == dir.path() + "/new") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      errno = EIO;
+      return -1;
+    }
+    return 0;
+  };
+  Maildir md(dir.path(), o);
+  ASSERT_TRUE(md.deliver({kHeaders, string_source("warm"), 4, 0}).has_value());
+  fail = true;
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) ok += md.deliver({kHeaders, string_source("f"), 1, 0}).has_value();
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), 0);
+  EXPECT_EQ(list_dir(dir.path() + "/new").size(), 1u) << "every failed delivery took its file back";
 }
 
 TEST(MaildirTest, NameCollisionInTmpTakesTheNextName) {

@@ -14,6 +14,7 @@
 
 #include "app/common.h"
 #include "auth/account_store.h"
+#include "base/strings.h"
 
 namespace petrel::app {
 namespace {
@@ -52,6 +53,37 @@ void with_store(const std::string& config_path, const Action& action) {
     status = action(**store);
   }
   if (!status) fail(status.error().message);
+}
+
+// A quota as the administrator writes it: a size for base::parse_size ("10M", "500MiB",
+// "1048576"), or "0", "none" or "unlimited" for no quota. nullopt when malformed.
+std::optional<std::uint64_t> parse_quota(std::string_view text) {
+  if (base::iequals(text, "none") || base::iequals(text, "unlimited")) return 0;
+  auto bytes = base::parse_size(text);
+  if (!bytes || *bytes > auth::kMaxQuotaBytes) return std::nullopt;
+  return bytes;
+}
+
+// Checks a SIZE argument while the command line is parsed, so a bad one is a usage error
+// (exit 2) before the store is opened or a password asked for.
+const CLI::Validator& quota_validator() {
+  static const CLI::Validator validator(
+      [](std::string& text) -> std::string {
+        if (parse_quota(text)) return {};
+        return "invalid size '" + text + "' (use e.g. 10M, 500MiB, 2G, a number of bytes, or 0/none for unlimited)";
+      },
+      "SIZE");
+  return validator;
+}
+
+// The SIZE the validator passed, as bytes.
+std::uint64_t quota_bytes(const std::string& text) {
+  auto bytes = parse_quota(text);
+  if (!bytes) {  // cannot happen after quota_validator(); still a usage error, not "unlimited"
+    std::cerr << "petrel: invalid size '" << text << "'\n";
+    std::exit(kExitConfig);
+  }
+  return *bytes;
 }
 
 // A leaf command with -c and a callback that runs `make_action()` against the store. The
@@ -113,13 +145,17 @@ void register_user(CLI::App& app) {
   user->require_subcommand(1);
 
   auto add_address = std::make_shared<std::string>();
+  auto add_quota = std::make_shared<std::string>("0");
   auto* add = leaf(user, "add", "Create the account ADDRESS; the password is read from stdin or prompted for",
-                   [add_address] {
-                     return [add_address](auth::AccountStore& s) {
-                       return s.add_user(*add_address, read_password(/*confirm=*/true));
+                   [add_address, add_quota] {
+                     return [add_address, add_quota](auth::AccountStore& s) {
+                       std::uint64_t quota = quota_bytes(*add_quota);
+                       return s.add_user(*add_address, read_password(/*confirm=*/true), quota);
                      };
                    });
   add->add_option("ADDRESS", *add_address, "user@domain; the domain must exist")->required();
+  add->add_option("--quota", *add_quota, "Mailbox quota, e.g. 10M, 2G (binary units) or bytes; 0/none: unlimited (default)")
+      ->check(quota_validator());
 
   auto del_address = std::make_shared<std::string>();
   auto* del = leaf(user, "del", "Delete the account ADDRESS (mail on disk is kept)", [del_address] {
@@ -132,7 +168,13 @@ void register_user(CLI::App& app) {
     return [list_domain](auth::AccountStore& s) -> base::Status {
       auto users = s.list_users(list_domain->empty() ? std::nullopt : std::optional<std::string_view>(*list_domain));
       if (!users) return users.error();
-      for (const auto& u : *users) std::cout << u.address << "\n";
+      // One account per line; its quota after it when it has one (as `domain list` shows a
+      // catch-all), so `grep -x ADDRESS` still finds an unlimited account.
+      for (const auto& u : *users) {
+        std::cout << u.address;
+        if (u.quota_bytes != 0) std::cout << " quota=" << base::format_size(u.quota_bytes);
+        std::cout << "\n";
+      }
       return {};
     };
   });
@@ -146,6 +188,21 @@ void register_user(CLI::App& app) {
                         };
                       });
   passwd->add_option("ADDRESS", *pw_address, "user@domain")->required();
+
+  auto quota_address = std::make_shared<std::string>();
+  auto quota_size = std::make_shared<std::string>();
+  auto* quota = leaf(user, "quota",
+                     "Set the mailbox quota of ADDRESS; mail over it is deferred (4.2.2) and retried. "
+                     "A running server applies it within a second",
+                     [quota_address, quota_size] {
+                       return [quota_address, quota_size](auth::AccountStore& s) {
+                         return s.set_quota(*quota_address, quota_bytes(*quota_size));
+                       };
+                     });
+  quota->add_option("ADDRESS", *quota_address, "user@domain")->required();
+  quota->add_option("SIZE", *quota_size, "e.g. 10M, 500MiB, 2G (binary units) or bytes; 0, none or unlimited: no quota")
+      ->required()
+      ->check(quota_validator());
 }
 
 void register_alias(CLI::App& app) {

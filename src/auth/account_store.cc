@@ -73,6 +73,11 @@ base::Status AccountStore::check_password(std::string_view password) const {
   return {};
 }
 
+base::Status AccountStore::check_quota(std::uint64_t quota_bytes) {
+  if (quota_bytes > kMaxQuotaBytes) return refused("quota larger than " + std::to_string(kMaxQuotaBytes) + " bytes");
+  return {};
+}
+
 // ---- domains ----
 
 base::Status AccountStore::add_domain(std::string_view text) {
@@ -143,10 +148,11 @@ base::Status AccountStore::set_catch_all(std::string_view text, std::string_view
 
 // ---- accounts ----
 
-base::Status AccountStore::add_user(std::string_view text, std::string_view password) {
+base::Status AccountStore::add_user(std::string_view text, std::string_view password, std::uint64_t quota_bytes) {
   auto address = parse_mailbox_address(text);
   if (!address) return address.error();
   if (auto s = check_password(password); !s) return s;
+  if (auto s = check_quota(quota_bytes); !s) return s;
   const std::string key = address_key(*address);
 
   // Cheap checks before the expensive hash, so a typo fails at once; they are repeated under
@@ -168,9 +174,10 @@ base::Status AccountStore::add_user(std::string_view text, std::string_view pass
 
   auto stmt = db_->prepare(
       "INSERT INTO accounts (address, local, domain, password_hash, quota_bytes, created_at) "
-      "VALUES (?1, ?2, ?3, ?4, 0, ?5)");
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
   if (!stmt) return stmt.error();
-  stmt->bind(1, key).bind(2, fold_local(address->local)).bind(3, address->domain).bind(4, *hash).bind(5, now());
+  stmt->bind(1, key).bind(2, fold_local(address->local)).bind(3, address->domain).bind(4, *hash);
+  stmt->bind(5, static_cast<std::int64_t>(quota_bytes)).bind(6, now());
   auto done = stmt->step();
   if (!done) return done.error();
   if (*done == Step::kConstraint) return refused("account " + key + " already exists");
@@ -205,6 +212,19 @@ base::Status AccountStore::set_password(std::string_view text, std::string_view 
   stmt->bind(1, key).bind(2, *hash);
   if (auto s = stmt->run(); !s) return s;
   if (db_->changes() == 0) return refused("no such account: " + key);  // deleted meanwhile
+  return {};
+}
+
+base::Status AccountStore::set_quota(std::string_view text, std::uint64_t quota_bytes) {
+  auto address = parse_mailbox_address(text);
+  if (!address) return address.error();
+  if (auto s = check_quota(quota_bytes); !s) return s;
+  const std::string key = address_key(*address);
+  auto stmt = db_->prepare("UPDATE accounts SET quota_bytes = ?2 WHERE address = ?1");
+  if (!stmt) return stmt.error();
+  stmt->bind(1, key).bind(2, static_cast<std::int64_t>(quota_bytes));
+  if (auto s = stmt->run(); !s) return s;
+  if (db_->changes() == 0) return refused("no such account: " + key);
   return {};
 }
 

@@ -7,8 +7,10 @@
 // mail::parse_address plus check_local_part() (no '%', '!', '@', '"', '/', whitespace), a
 // user or alias only in a domain that exists, keys folded as address_key.h says. Passwords
 // are never stored, only their argon2id hashes.
+// Each account has a quota in bytes (0 = unlimited), stored here and carried by the Directory
+// to delivery, where the Maildir applies it (mailbox/README.md, "Quota").
 // Not done here: answering RCPT lookups (DirectoryImpl reads a snapshot of these tables),
-// SASL, quotas beyond the stored number, creating the data directory.
+// SASL, measuring or enforcing quotas, creating the data directory.
 // Failure: a permanent error for what the caller asked wrongly (bad name, duplicate, missing
 // domain, domain still in use); a temporary error for SQLite or argon2 trouble.
 // Thread: one thread at a time per store; use a store per thread or process.
@@ -30,6 +32,9 @@ namespace petrel::auth {
 namespace sqlite {
 class Db;
 }  // namespace sqlite
+
+// The largest quota the store takes (INT64_MAX bytes, about 8 EiB: in practice unlimited).
+inline constexpr std::uint64_t kMaxQuotaBytes = 0x7fffffffffffffffULL;
 
 struct AccountStoreOptions {
   PasswordCost password_cost;          // for new hashes; verification reads each hash's own
@@ -75,9 +80,13 @@ class AccountStore {
   base::Status set_catch_all(std::string_view domain, std::string_view target);
 
   // Accounts. The password must be 1..kMaxPasswordLength octets. Blocking: argon2id runs here.
-  base::Status add_user(std::string_view address, std::string_view password);
+  // quota_bytes: 0 = unlimited; at most kMaxQuotaBytes (SQLite stores a signed 64-bit integer).
+  base::Status add_user(std::string_view address, std::string_view password, std::uint64_t quota_bytes = 0);
   base::Status del_user(std::string_view address);
   base::Status set_password(std::string_view address, std::string_view password);
+  // Sets the account's quota (0 = unlimited). A running server applies it from its next
+  // Directory refresh on; mail already in the mailbox is kept even when it is now over.
+  base::Status set_quota(std::string_view address, std::uint64_t quota_bytes);
   // Every account, or only those of `domain`, ordered by address.
   base::Result<std::vector<AccountInfo>> list_users(std::optional<std::string_view> domain = std::nullopt);
 
@@ -99,6 +108,7 @@ class AccountStore {
   base::Result<bool> account_exists(const std::string& key);
   base::Result<bool> alias_exists(const std::string& key);
   base::Status check_password(std::string_view password) const;
+  static base::Status check_quota(std::uint64_t quota_bytes);
 
   std::unique_ptr<sqlite::Db> db_;
   AccountStoreOptions options_;

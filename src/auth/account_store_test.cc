@@ -237,6 +237,42 @@ TEST_F(AccountStoreTest, CatchAll) {
   EXPECT_EQ((*store_->list_domains())[0].catch_all, "");
 }
 
+TEST_F(AccountStoreTest, Quotas) {
+  auto quota_of = [&](std::string_view address) -> std::optional<std::uint64_t> {
+    auto list = store_->list_users();
+    EXPECT_TRUE(list) << list.error().message;
+    if (!list) return std::nullopt;
+    for (const auto& u : *list) {
+      if (u.address == address) return u.quota_bytes;
+    }
+    return std::nullopt;
+  };
+  ASSERT_TRUE(store_->add_user("alice@example.test", "pw"));
+  ASSERT_TRUE(store_->add_user("bob@example.test", "pw", 10u << 20));
+  EXPECT_EQ(quota_of("alice@example.test"), 0u);  // unlimited by default
+  EXPECT_EQ(quota_of("bob@example.test"), 10u << 20);
+
+  ASSERT_TRUE(store_->set_quota("ALICE@Example.test", 4096));  // the key is folded, as for passwords
+  EXPECT_EQ(quota_of("alice@example.test"), 4096u);
+  ASSERT_TRUE(store_->set_quota("bob@example.test", 0));
+  EXPECT_EQ(quota_of("bob@example.test"), 0u);
+  ASSERT_TRUE(store_->set_quota("bob@example.test", kMaxQuotaBytes));  // the largest there is
+  EXPECT_EQ(quota_of("bob@example.test"), kMaxQuotaBytes);
+
+  expect_refused(store_->set_quota("nobody@example.test", 1), "no such account");
+  expect_refused(store_->set_quota("not an address", 1), "");
+  // Past INT64_MAX SQLite would store a negative number: refused, nothing changed.
+  expect_refused(store_->set_quota("alice@example.test", kMaxQuotaBytes + 1), "quota larger than");
+  expect_refused(store_->add_user("carol@example.test", "pw", ~std::uint64_t{0}), "quota larger than");
+  EXPECT_EQ(quota_of("alice@example.test"), 4096u);
+  EXPECT_EQ(quota_of("carol@example.test"), std::nullopt);
+
+  // Stored, not cached: another store sees it.
+  store_ = open_store();
+  ASSERT_TRUE(store_);
+  EXPECT_EQ(quota_of("alice@example.test"), 4096u);
+}
+
 TEST_F(AccountStoreTest, DataSurvivesReopen) {
   ASSERT_TRUE(store_->add_user("alice@example.test", "pw"));
   store_.reset();

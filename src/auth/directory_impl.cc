@@ -150,13 +150,15 @@ class DirectoryImpl::Expansion {
     // Rules 1 and 3: the exact account, then the exact alias, by the folded key.
     const std::string local = fold_local(address.local);
     const std::string key = local + "@" + domain;
-    if (snap_.accounts.contains(key)) return add_mailbox(address, local, domain);
+    if (auto it = snap_.accounts.find(key); it != snap_.accounts.end()) return add_mailbox(address, local, domain, it->second);
     if (auto it = snap_.aliases.find(key); it != snap_.aliases.end()) return expand(key, it->second, depth);
 
     // Rule 3, RFC 5233: "user+tag" as the account or alias "user"; the tag goes no further.
     if (auto user = strip_subaddress(local, separator_); !user.empty()) {
       const std::string user_key = user + "@" + domain;
-      if (snap_.accounts.contains(user_key)) return add_mailbox(address, user, domain);
+      if (auto it = snap_.accounts.find(user_key); it != snap_.accounts.end()) {
+        return add_mailbox(address, user, domain, it->second);
+      }
       if (auto it = snap_.aliases.find(user_key); it != snap_.aliases.end()) return expand(user_key, it->second, depth);
     }
 
@@ -218,8 +220,9 @@ class DirectoryImpl::Expansion {
   }
 
   // Rule 5: duplicates are dropped by these keys, the first one kept.
-  base::Status add_mailbox(const mail::Address& address, const std::string& local, const std::string& domain) {
-    DeliveryTarget target{DeliveryTarget::Kind::kMailbox, address, local, domain, {}};
+  base::Status add_mailbox(const mail::Address& address, const std::string& local, const std::string& domain,
+                           std::uint64_t quota_bytes) {
+    DeliveryTarget target{DeliveryTarget::Kind::kMailbox, address, local, domain, {}, quota_bytes};
     return add("m:" + local + "@" + domain, std::move(target));
   }
   base::Status add_remote(const mail::Address& address) {
@@ -278,7 +281,12 @@ base::Result<std::shared_ptr<const DirectoryImpl::Snapshot>> DirectoryImpl::load
   if (auto s = db_->exec("BEGIN"); !s) return s.error();
   auto snap = std::make_shared<Snapshot>();
   base::Status s = read_column(*db_, "SELECT name FROM domains", snap->domains);
-  if (s) s = read_column(*db_, "SELECT address FROM accounts", snap->accounts);
+  // A quota below zero can only come from a hand-edited database: taken as unlimited.
+  if (s) {
+    s = for_each_row(*db_, "SELECT address, max(quota_bytes, 0) FROM accounts", [&](const sqlite::Stmt& row) {
+      snap->accounts.emplace(row.text(0), static_cast<std::uint64_t>(row.int64(1)));
+    });
+  }
   // rowid order is the order the targets were added: expansion follows it.
   if (s) {
     s = read_targets(*db_, "SELECT address, target FROM aliases ORDER BY rowid",

@@ -1,6 +1,8 @@
 // auth/directory_impl.h: Directory over petrel.db: an immutable in-memory snapshot of the
-// domains, account names, aliases with their targets and catch-alls, replaced whole by refresh().
+// domains, account names with their quotas, aliases with their targets and catch-alls, replaced
+// whole by refresh().
 //
+// The snapshot holds each account's quota, which resolve() puts in its kMailbox targets.
 // Promise: lookup(), serves_domain() and resolve() read only the snapshot (one pointer copy under a
 // mutex held for nothing else), so they never block on SQLite and see either the old or the
 // new snapshot, never a mix. refresh() reloads only when `PRAGMA data_version` says another
@@ -13,6 +15,7 @@
 // previous snapshot and returns a temporary error.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -45,7 +48,7 @@ class DirectoryImpl final : public Directory {
  private:
   struct Snapshot {
     std::unordered_set<std::string> domains;   // lowercase
-    std::unordered_set<std::string> accounts;  // keys (address_key.h)
+    std::unordered_map<std::string, std::uint64_t> accounts;  // key (address_key.h) -> quota_bytes, 0 = unlimited
     // Alias key -> targets in the order they were added. A stored target that no longer parses
     // is kept with an empty domain, so resolution reports it instead of losing it silently.
     std::unordered_map<std::string, std::vector<mail::Address>> aliases;

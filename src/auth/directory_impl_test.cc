@@ -446,5 +446,58 @@ TEST_F(ResolveTest, SeesRefreshedSnapshot) {
             std::vector<std::string>{"mailbox carol@example.test <carol@example.test>"});
 }
 
+// Rule 7: every kMailbox target carries its account's quota, by whatever way it was reached;
+// a change in the store reaches resolve() with the next refresh().
+TEST_F(ResolveTest, MailboxTargetsCarryTheAccountQuota) {
+  ASSERT_TRUE(store_->set_quota("alice@example.test", 5000));
+  ASSERT_TRUE(store_->add_user("quota@example.test", "pw", 1u << 20));
+  auto directory = open_directory();
+  ASSERT_TRUE(directory);
+  auto quotas = [&](const mail::Address& recipient) {
+    std::vector<std::string> out;
+    auto r = directory->resolve(recipient);
+    EXPECT_TRUE(r) << r.error().message;
+    if (!r) return out;
+    for (const auto& t : *r) {
+      out.push_back(describe(t) + " quota=" + std::to_string(t.quota_bytes));
+    }
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(quotas({"alice", "example.test"}), V{"mailbox alice@example.test <alice@example.test> quota=5000"});
+  EXPECT_EQ(quotas({"Quota+tag", "example.test"}),
+            V{"mailbox quota@example.test <Quota+tag@example.test> quota=1048576"});
+  EXPECT_EQ(quotas({"carol", "example.test"}), V{"mailbox carol@example.test <carol@example.test> quota=0"});
+  EXPECT_EQ(quotas({"x", "catchall.test"}), V{"mailbox alice@example.test <alice@example.test> quota=5000"});
+  EXPECT_EQ(quotas({"team", "example.test"}),
+            (V{"mailbox alice@example.test <alice@example.test> quota=5000",
+               "mailbox carol@example.test <Carol@example.test> quota=0", "remote <Friend@remote.test> quota=0"}));
+
+  // Another connection changes the quota (as `petrel user quota` would): seen after refresh().
+  AccountStoreOptions options;
+  options.password_cost = kTestPasswordCost;
+  auto other = AccountStore::open(dir_.db(), options);
+  ASSERT_TRUE(other);
+  ASSERT_TRUE((*other)->set_quota("alice@example.test", 0));
+  ASSERT_TRUE((*other)->set_quota("carol@example.test", 123));
+  EXPECT_EQ(quotas({"alice", "example.test"}), V{"mailbox alice@example.test <alice@example.test> quota=5000"});
+  ASSERT_TRUE(directory->refresh());
+  EXPECT_EQ(quotas({"alice", "example.test"}), V{"mailbox alice@example.test <alice@example.test> quota=0"});
+  EXPECT_EQ(quotas({"carol", "example.test"}), V{"mailbox carol@example.test <carol@example.test> quota=123"});
+}
+
+// A hand-edited negative quota reads as unlimited, not as an enormous unsigned number.
+TEST_F(ResolveTest, NegativeStoredQuotaIsUnlimited) {
+  auto db = sqlite::Db::open(dir_.db());
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->exec("UPDATE accounts SET quota_bytes = -5 WHERE address = 'alice@example.test'"));
+  auto directory = open_directory();
+  ASSERT_TRUE(directory);
+  auto r = directory->resolve({"alice", "example.test"});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].quota_bytes, 0u);
+}
+
 }  // namespace
 }  // namespace petrel::auth

@@ -37,14 +37,18 @@
 //    domain but names nobody there (and no catch-all applies) is kFailed with a reason: the
 //    caller bounces that part and delivers the rest. Only the recipient itself, naming nobody,
 //    makes resolve() fail as a whole.
+// 7. Quota. A kMailbox target carries its account's quota (0 = unlimited) as the snapshot
+//    holds it; a subaddress, alias or catch-all reaching the account carries the same quota.
 //
 // Errors and reasons are permanent and begin with an RFC 3463 enhanced status code
 // ("5.1.1 ...") for the DSN, followed by text that may be shown to the sender.
 // Not done here: delivering, relay policy, SRS for forwarded remote targets (the original
-// sender is kept), quotas, any I/O (resolution reads the in-memory snapshot only).
+// sender is kept), applying quotas (the Maildir writer does), any I/O (resolution reads the
+// in-memory snapshot only).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -66,6 +70,7 @@ struct DeliveryTarget {
   std::string mailbox_local;    // kMailbox: the account's folded local part (no tag)
   std::string mailbox_domain;   // kMailbox: lowercased domain
   std::string reason;           // kFailed: "5.1.1 <addr>: ..." (enhanced code first)
+  std::uint64_t quota_bytes = 0;  // kMailbox: the account's quota in bytes, 0 = unlimited
 
   bool operator==(const DeliveryTarget&) const = default;
 };

@@ -58,6 +58,11 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   else if (unit == "MiB") mult = 1ULL << 20;
   else if (unit == "GiB") mult = 1ULL << 30;
   else if (unit == "TiB") mult = 1ULL << 40;
+  // One letter, as Dovecot's quotas and du(1) write them: binary multiples ("10M" = 10 MiB).
+  else if (iequals(unit, "K")) mult = 1ULL << 10;
+  else if (iequals(unit, "M")) mult = 1ULL << 20;
+  else if (iequals(unit, "G")) mult = 1ULL << 30;
+  else if (iequals(unit, "T")) mult = 1ULL << 40;
   else if (unit == "kB" || unit == "KB") mult = 1000;
   else if (unit == "MB") mult = 1000 * 1000;
   else if (unit == "GB") mult = 1000ULL * 1000 * 1000;

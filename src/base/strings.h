@@ -17,7 +17,8 @@ bool iequals(std::string_view a, std::string_view b);
 bool istarts_with(std::string_view s, std::string_view prefix);
 std::string_view trim(std::string_view s);
 
-// "1048576", "64KiB", "50MiB", "1GiB", "10kB", "2MB" → bytes; nullopt when malformed or overflowing.
+// "1048576", "64KiB", "50MiB", "1GiB", "10kB", "2MB" → bytes; one letter K, M, G, T (either case)
+// is binary like KiB..TiB ("10M" = 10 MiB). nullopt when malformed or overflowing.
 std::optional<std::uint64_t> parse_size(std::string_view text);
 // "30s", "5m", "1h", "2d", "250ms", "0" → duration; nullopt when malformed.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);

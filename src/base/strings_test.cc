@@ -12,6 +12,12 @@ TEST(ParseSize, AcceptsUnits) {
   EXPECT_EQ(parse_size("50MiB"), 50u << 20);
   EXPECT_EQ(parse_size("1 GiB"), 1u << 30);
   EXPECT_EQ(parse_size("10kB"), 10000u);
+  // One letter is binary, either case, as quotas are usually written.
+  EXPECT_EQ(parse_size("10M"), 10u << 20);
+  EXPECT_EQ(parse_size("10m"), 10u << 20);
+  EXPECT_EQ(parse_size("512K"), 512u << 10);
+  EXPECT_EQ(parse_size("2G"), 2ULL << 30);
+  EXPECT_EQ(parse_size("1T"), 1ULL << 40);
 }
 
 TEST(ParseSize, RejectsGarbageAndOverflow) {
@@ -21,6 +27,9 @@ TEST(ParseSize, RejectsGarbageAndOverflow) {
   EXPECT_FALSE(parse_size("-1"));
   EXPECT_FALSE(parse_size("99999999999999999999TiB"));
   EXPECT_FALSE(parse_size("18446744073709551615TiB"));
+  EXPECT_FALSE(parse_size("17179869184G"));  // 2^34 GiB = 2^64
+  EXPECT_FALSE(parse_size("10MM"));
+  EXPECT_FALSE(parse_size("10X"));
 }
 
 TEST(ParseDuration, AcceptsUnits) {

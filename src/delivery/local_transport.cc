@@ -291,9 +291,9 @@ class LocalTransport::Attempt {
     request.headers = std::move(*headers);
     request.body = [r = reader->get()](char* buf, std::size_t len) { return r->read(buf, len); };
     request.expected_body_size = job_.message.body.length;
-    // No quota: auth::Directory does not expose an account's quota (AccountInfo::quota_bytes
-    // is in the store only). When it does, pass it here; Maildir applies it (4.2.2, temporary).
-    request.quota_bytes = 0;
+    // The account's quota as the Directory's snapshot holds it (0 = none). Maildir applies it
+    // before writing, the size being known: over it is 4.2.2, temporary (RFC 3463 3.3).
+    request.quota_bytes = target.quota_bytes;
 
     mailbox::Maildir maildir(root, t_.options_.maildir);
     mailbox::DeliveryFailure why = mailbox::DeliveryFailure::kNone;

@@ -26,7 +26,11 @@
 //   - kMailbox → Maildir delivery, after a mail-loop check: a header section (up to the empty
 //     line, at most kMaxHeaderScan bytes) that already holds "Delivered-To: <target>" fails
 //     that target with 5.4.6 (RFC 5321 6.3), so a forwarding loop ends in one bounce.
-//     ENOSPC/EDQUOT → deferred "4.3.1 mail system full"; over quota → deferred "4.2.2";
+//     The account's quota (DeliveryTarget::quota_bytes, from the Directory's snapshot, so a
+//     change reaches delivery with the next refresh) is passed to the Maildir, which refuses
+//     before writing when usage + message size would exceed it.
+//     ENOSPC/EDQUOT → deferred "4.3.1 mail system full"; over quota → deferred "4.2.2 mailbox
+//     full" (temporary: the queue retries, and bounces once queue.lifetime has passed);
 //     any other storage error → deferred 4.3.0; a bad name or header → failed 5.3.0.
 //   - kRemote → deferred "4.4.3 remote delivery not available yet": the outbound transport
 //     (delivery/remote over smtp/client) is the next issue. The whole recipient waits, its
@@ -40,8 +44,8 @@
 // Diagnostics (what the sender may see in a DSN) are generic; internal detail such as errno
 // text and paths is in the log line only.
 //
-// Not done here: retries and state records (queue::Scheduler), remote delivery, quotas (the
-// Directory does not expose an account's quota yet, so none is applied), Sieve, programs.
+// Not done here: retries and state records (queue::Scheduler), remote delivery, measuring
+// mailbox usage (mailbox/README.md, "Quota"), Sieve, programs.
 // Thread: deliver() from any thread. The Spool, the Directory and the clock in the options
 // must outlive the transport.
 #pragma once

@@ -339,6 +339,58 @@ TEST_F(LocalTransportTest, DiskFullDefersWith431) {
   EXPECT_TRUE(fs::is_empty(maildir("alice") + "/tmp"));
 }
 
+// The account's quota reaches the Maildir: a message that would take the mailbox past it is
+// deferred with 4.2.2 and not written; once the quota is raised (and the Directory refreshed,
+// as the server does every second) the same message goes in. Other accounts are not affected.
+TEST_F(LocalTransportTest, OverQuotaDefersWith422UntilTheQuotaIsRaised) {
+  std::string body = message("", std::string(1000, 'q') + "\r\n");
+  const std::size_t size = headers("alice@example.test").size() + body.size();
+  // Room for two messages, not three.
+  ASSERT_TRUE(store_->set_quota("alice@example.test", 2 * size + size / 2));
+  ASSERT_TRUE(directory_->refresh());
+  for (int i = 0; i < 2; ++i) {
+    auto results = deliver(store({"alice@example.test"}, body));
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_RESULT(results[0], 0u, Outcome::kDelivered, "2.0.0");
+  }
+  auto third = store({"alice@example.test", "bob@example.test", "team@example.test"}, body);
+  auto results = deliver(third);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_RESULT(results[0], 0u, Outcome::kDeferred, "4.2.2 mailbox full");
+  EXPECT_RESULT(results[1], 1u, Outcome::kDelivered, "2.0.0");  // bob has no quota
+  // The alias defers whole because one of its mailboxes is full (bob gets a copy each try:
+  // the per-recipient state rule in local_transport.h).
+  EXPECT_RESULT(results[2], 2u, Outcome::kDeferred, "4.2.2 ");
+  // The diagnostic holds no path.
+  EXPECT_EQ(results[0].diagnostic.find(data_), std::string::npos) << results[0].diagnostic;
+  EXPECT_EQ(mails("alice").size(), 2u);
+  EXPECT_TRUE(fs::is_empty(maildir("alice") + "/tmp"));
+
+  // Raised in the store: nothing changes until the Directory's snapshot does.
+  ASSERT_TRUE(store_->set_quota("alice@example.test", 10 * size));
+  results = deliver(third, {0});
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_RESULT(results[0], 0u, Outcome::kDeferred, "4.2.2 ");
+  ASSERT_TRUE(directory_->refresh());
+  results = deliver(third, {0});
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_RESULT(results[0], 0u, Outcome::kDelivered, "2.0.0");
+  EXPECT_EQ(mails("alice"), std::vector<std::string>(3, headers("alice@example.test") + body));
+
+  // Unlimited again (0).
+  ASSERT_TRUE(store_->set_quota("alice@example.test", 3 * size));
+  ASSERT_TRUE(directory_->refresh());
+  results = deliver(third, {0});
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_RESULT(results[0], 0u, Outcome::kDeferred, "4.2.2 ");
+  ASSERT_TRUE(store_->set_quota("alice@example.test", 0));
+  ASSERT_TRUE(directory_->refresh());
+  results = deliver(third, {0});
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_RESULT(results[0], 0u, Outcome::kDelivered, "2.0.0");
+  EXPECT_EQ(mails("alice").size(), 4u);
+}
+
 TEST_F(LocalTransportTest, ParallelJobsDeliverEachMessageExactlyOnce) {
   constexpr int kJobs = 50;
   std::vector<queue::StoredMessage> messages;

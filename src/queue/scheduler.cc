@@ -187,6 +187,15 @@ struct Scheduler::Inbox {
     bool spill;
     std::uint8_t flags;
   };
+  static NewMessage arrival(const StoredMessage& m) {
+    return {key_of(m.id),
+            m.segment,
+            m.record_offset,
+            m.envelope.received_at,
+            static_cast<std::uint32_t>(m.envelope.recipients.size()),
+            m.body.kind == format::BodyKind::kSpill,
+            flags_of(m.envelope)};
+  }
   struct Results {
     IdKey id;
     std::vector<RecipientResult> results;
@@ -342,10 +351,15 @@ struct Scheduler::Impl {
 
   // Takes an idle deferred entry out of memory (its state is all on disk).
   void page_out(std::unordered_map<IdKey, Entry, IdHash>::iterator it, Seconds wake) {
-    Entry& e = it->second;
-    auto p = pending_per_segment.find(e.segment);
-    if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
+    const Entry& e = it->second;
     wait_on_disk({e.segment, e.record_offset}, {e.segment, e.record_offset + 1}, wake);
+    forget(it);
+  }
+
+  // Drops an entry from memory (nothing on disk changes).
+  void forget(std::unordered_map<IdKey, Entry, IdHash>::iterator it) {
+    auto p = pending_per_segment.find(it->second.segment);
+    if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
     entries.erase(it);
   }
 
@@ -430,12 +444,7 @@ struct Scheduler::Impl {
           if (st.status == RecipientStatus::kDeferred) set_next(e, rc, st.next_attempt);
         });
     if (!s) {
-      for (const auto& [id, unused] : fresh) {  // undo: the range is tried again as a whole
-        auto it = entries.find(id);
-        auto p = pending_per_segment.find(it->second.segment);
-        if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
-        entries.erase(it);
-      }
+      for (const auto& [id, unused] : fresh) forget(entries.find(id));  // the range is tried again whole
       return s;
     }
     Seconds later = kNever;  // the earliest due time among those paged out again
@@ -449,15 +458,11 @@ struct Scheduler::Impl {
         if (at_startup) {
           retire(it);
         } else {
-          auto p = pending_per_segment.find(e.segment);
-          if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
-          entries.erase(it);
+          forget(it);
         }
       } else if (full && pageable(e, now)) {
         later = std::min(later, next_due(e));
-        auto p = pending_per_segment.find(e.segment);
-        if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
-        entries.erase(it);
+        forget(it);
       } else {
         schedule(id, e);
         ++kept;
@@ -497,8 +502,6 @@ struct Scheduler::Impl {
 
   void retire(std::unordered_map<IdKey, Entry, IdHash>::iterator it) {
     Entry& e = it->second;
-    auto p = pending_per_segment.find(e.segment);
-    if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
     if (e.spill) {
       // Every recipient is final and durable: the body is not needed any more. (Should this
       // fail or crash, recovery deletes the file once the segment naming it is gone.)
@@ -509,7 +512,7 @@ struct Scheduler::Impl {
       }
     }
     PETREL_LOG(kDebug, "queue.done", "id={}", id_of(it->first));
-    entries.erase(it);
+    forget(it);
     ++stats.retired_messages;
     retire_check = true;
   }
@@ -1102,13 +1105,7 @@ Scheduler::Scheduler(const Spool& spool, StateSink& sink, Transport& transport, 
   impl_ = std::make_unique<Impl>(spool, sink, transport, clock, config, notices, inbox_);
   std::shared_ptr<Inbox> box = inbox_;
   sink.set_commit_listener([box](const StoredMessage& m) {
-    Inbox::NewMessage n{key_of(m.id),
-                        m.segment,
-                        m.record_offset,
-                        m.envelope.received_at,
-                        static_cast<std::uint32_t>(m.envelope.recipients.size()),
-                        m.body.kind == format::BodyKind::kSpill,
-                        flags_of(m.envelope)};
+    Inbox::NewMessage n = Inbox::arrival(m);
     box->push([&] { box->messages.push_back(n); });
   });
 }
@@ -1124,13 +1121,7 @@ base::Status Scheduler::load() {
 }
 
 void Scheduler::enqueue(const StoredMessage& m) {
-  Inbox::NewMessage n{key_of(m.id),
-                      m.segment,
-                      m.record_offset,
-                      m.envelope.received_at,
-                      static_cast<std::uint32_t>(m.envelope.recipients.size()),
-                      m.body.kind == format::BodyKind::kSpill,
-                      flags_of(m.envelope)};
+  Inbox::NewMessage n = Inbox::arrival(m);
   inbox_->push([&] { inbox_->messages.push_back(n); });
 }
 

@@ -144,6 +144,23 @@ class SchedulerTest : public testing::QuietLogs {
     return put_message(*intake_, e, body);
   }
 
+  // Eight messages over three or more 4 KiB segments, then closed, and the first record of
+  // segment 1 damaged (the one after it stays readable).
+  void eight_messages_first_one_damaged() {
+    config_.segment_size = 4096;
+    open();
+    std::string body(1500, 'x');
+    for (int i = 0; i < 8; ++i) put(1, body);
+    auto before = spool_->list_segments();
+    ASSERT_TRUE(before);
+    ASSERT_GE(before->size(), 3u);
+    close();
+    std::string seg1 = dir_.path() + "/queue/log/0000000000000001.seg";
+    std::string bytes = testing::read_file(seg1);
+    bytes[format::kSegmentHeaderSize + 30] ^= 1;
+    testing::write_file(seg1, bytes);
+  }
+
   std::vector<RecipientState> states_on_disk() {
     std::vector<RecipientState> v;
     EXPECT_TRUE(spool_->for_each_record([](const StoredMessage&) {},
@@ -422,19 +439,7 @@ TEST_F(SchedulerTest, RetiringDeletesOldFinishedSegmentsOnly) {
 // Recovery copied the damage in segment 1 to quarantine/ (spool_test.cc): nothing keeps the
 // segment any more, it is retired like the others.
 TEST_F(SchedulerTest, AQuarantinedSegmentIsRetiredLikeAnyOther) {
-  config_.segment_size = 4096;
-  open();
-  std::string body(1500, 'x');
-  for (int i = 0; i < 8; ++i) put(1, body);
-  auto before = spool_->list_segments();
-  ASSERT_TRUE(before);
-  ASSERT_GE(before->size(), 3u);
-  close();
-  // Damage the first record of segment 1 (the one after it stays readable).
-  std::string seg1 = dir_.path() + "/queue/log/0000000000000001.seg";
-  std::string bytes = testing::read_file(seg1);
-  bytes[format::kSegmentHeaderSize + 30] ^= 1;
-  testing::write_file(seg1, bytes);
+  ASSERT_NO_FATAL_FAILURE(eight_messages_first_one_damaged());
 
   open();
   EXPECT_EQ(spool_->recovery().quarantined, 1u);
@@ -453,19 +458,7 @@ TEST_F(SchedulerTest, AQuarantinedSegmentIsRetiredLikeAnyOther) {
 // Damage recovery could not copy out (quarantine/ cannot be made) keeps its segment, the only
 // copy, but does not block retiring the ones after it.
 TEST_F(SchedulerTest, ADamagedSegmentIsKeptWhenItCouldNotBeQuarantined) {
-  config_.segment_size = 4096;
-  open();
-  std::string body(1500, 'x');
-  for (int i = 0; i < 8; ++i) put(1, body);
-  auto before = spool_->list_segments();
-  ASSERT_TRUE(before);
-  ASSERT_GE(before->size(), 3u);
-  close();
-  // Damage the first record of segment 1 (the one after it stays readable).
-  std::string seg1 = dir_.path() + "/queue/log/0000000000000001.seg";
-  std::string bytes = testing::read_file(seg1);
-  bytes[format::kSegmentHeaderSize + 30] ^= 1;
-  testing::write_file(seg1, bytes);
+  ASSERT_NO_FATAL_FAILURE(eight_messages_first_one_damaged());
   testing::write_file(dir_.path() + "/queue/quarantine", "in the way");
 
   open();

@@ -6,7 +6,7 @@ import os
 import time
 import unittest
 
-from petrel import Dialog, Petrel, message, split_received
+from petrel import Petrel, message, send_mail as send, split_received
 
 
 def wait_files(pattern, count, timeout=15):
@@ -17,21 +17,6 @@ def wait_files(pattern, count, timeout=15):
             return found
         time.sleep(0.05)
     return sorted(glob.glob(pattern))
-
-
-def send(p, rcpts, data, sender="sender@remote.example"):
-    c = Dialog(p.port())
-    c.expect(220)
-    c.cmd("EHLO client.example", 250)
-    c.cmd(f"MAIL FROM:<{sender}>", 250)
-    for r in rcpts:
-        c.cmd(f"RCPT TO:<{r}>", 250)
-    c.cmd("DATA", 354)
-    stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in data.split(b"\r\n"))
-    c.send(stuffed + b".\r\n")
-    qid = c.expect(250).split()[-1]
-    c.cmd("QUIT", 221)
-    return qid
 
 
 class LocalDelivery(unittest.TestCase):

@@ -10,24 +10,9 @@ import re
 import time
 import unittest
 
-from petrel import Dialog, Petrel, message
+from petrel import Petrel, message, send_mail
 
 TRUSTED = 'trusted_networks = ["127.0.0.0/8"]'
-
-
-def send(p, sender, rcpts, data):
-    c = Dialog(p.port())
-    c.expect(220)
-    c.cmd("EHLO client.example", 250)
-    c.cmd(f"MAIL FROM:<{sender}>", 250)
-    for r in rcpts:
-        c.cmd(f"RCPT TO:<{r}>", 250)
-    c.cmd("DATA", 354)
-    c.send(data + b".\r\n")
-    qid = c.expect(250).split()[-1]
-    c.cmd("QUIT", 221)
-    c.close()
-    return qid
 
 
 def maildir(p, user):
@@ -48,14 +33,14 @@ class QueueControl(unittest.TestCase):
     def deferred_message(self, p):
         """A message that stays in the queue: a relayed recipient (remote delivery is not built
         yet, so it is deferred with 4.4.3)."""
-        qid = send(p, "alice@example.test", ["someone@remote.example"], message(subject="waits").encode())
+        qid = send_mail(p, ["someone@remote.example"], message(subject="waits").encode(), sender="alice@example.test")
         self.assertTrue(p.wait_log(f"queue.deferred id={qid}"), p.log()[-2000:])
         return qid
 
     def test_list_shows_each_recipients_state_and_next_try(self):
         with Petrel(smtp_toml=TRUSTED, queue_toml='retry_first = "1h"') as p:
-            qid = send(p, "alice@example.test", ["someone@remote.example", "bob@example.test"],
-                       message(subject="two").encode())
+            qid = send_mail(p, ["someone@remote.example", "bob@example.test"], message(subject="two").encode(),
+                            sender="alice@example.test")
             self.assertTrue(p.wait_log(f"queue.deferred id={qid}"), p.log()[-2000:])
             self.assertTrue(p.wait_log(f"queue.delivered id={qid}"), p.log()[-2000:])
             out = p.cli("queue", "list").stdout
@@ -125,7 +110,7 @@ class Bounces(unittest.TestCase):
             # (RFC 5321 6.3), which fails permanently and bounces to the sender, alice.
             looping = (b"Delivered-To: bob@example.test\r\nFrom: alice@example.test\r\nTo: bob@example.test\r\n"
                        b"Subject: round and round\r\nMessage-ID: <loop-1@example.test>\r\n\r\nagain\r\n")
-            qid = send(p, "alice@example.test", ["bob@example.test"], looping)
+            qid = send_mail(p, ["bob@example.test"], looping, sender="alice@example.test")
             self.assertTrue(p.wait_log(f"queue.failed id={qid}"), p.log()[-3000:])
             self.assertTrue(p.wait_log(f"queue.bounced id={qid}"), p.log()[-3000:])
             bounces = wait_for(lambda: maildir(p, "alice"))

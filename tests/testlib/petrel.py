@@ -305,3 +305,21 @@ def message(subject="test", body="Hello.\r\n", size=None):
         if not text.endswith("\r\n"):
             text = text[:-2] + "\r\n"
     return text
+
+
+def send_mail(p, rcpts, data, sender="sender@remote.example", port="smtp"):
+    """One SMTP transaction to server `p`: EHLO, MAIL, each RCPT (all must get 250), DATA with
+    `data` (bytes, CRLF line ends) dot-stuffed, QUIT. Returns the queue id from the 250."""
+    c = Dialog(p.port(port))
+    c.expect(220)
+    c.cmd("EHLO client.example", 250)
+    c.cmd(f"MAIL FROM:<{sender}>", 250)
+    for r in rcpts:
+        c.cmd(f"RCPT TO:<{r}>", 250)
+    c.cmd("DATA", 354)
+    stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in data.split(b"\r\n"))
+    c.send(stuffed + b".\r\n")
+    qid = c.expect(250).split()[-1]
+    c.cmd("QUIT", 221)
+    c.close()
+    return qid

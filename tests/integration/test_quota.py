@@ -12,27 +12,15 @@ import re
 import time
 import unittest
 
-from petrel import DOMAIN, Dialog, Petrel, message, without_received
+from petrel import DOMAIN, Petrel, message, send_mail, without_received
 
 ALICE = f"alice@{DOMAIN}"
 RETRIES = 'retry_first = "1s"\nretry_max = "1s"\n'
 
 
-def send(p, rcpt, data):
-    """Sends one message; returns its queue id (the last word of the 250 reply)."""
-    c = Dialog(p.port())
-    try:
-        c.expect(220)
-        c.cmd("EHLO client.example", 250)
-        c.cmd("MAIL FROM:<sender@remote.example>", 250)
-        c.cmd(f"RCPT TO:<{rcpt}>", 250)
-        c.cmd("DATA", 354)
-        c.send(data.encode() + b".\r\n")
-        qid = c.expect(250).split()[-1]
-        c.cmd("QUIT", 221)
-        return qid
-    finally:
-        c.close()
+def send(p, rcpt, text):
+    """Sends one message; returns its queue id."""
+    return send_mail(p, [rcpt], text.encode())
 
 
 def maildir_files(p, owner="alice"):

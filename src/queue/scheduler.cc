@@ -266,6 +266,12 @@ struct Scheduler::Impl {
   bool retire_check = false;
   Stats stats;
   std::vector<Range> ranges;  // what waits on disk, beyond the active window
+  struct Rewrite {
+    Seconds at;
+    std::shared_ptr<PendingCommit> commit;
+  };
+  std::vector<Rewrite> rewrites;  // final outcomes whose records failed, to write again
+  static constexpr Seconds kRewriteDelay = 5;
   Seconds last_refill = 0;
 
   std::size_t limit_slack = 0;  // read_in_one()
@@ -581,6 +587,14 @@ struct Scheduler::Impl {
     }
 
     refill(now);
+    for (std::size_t i = 0; i < rewrites.size();) {
+      if (rewrites[i].at > now) {
+        ++i;
+        continue;
+      }
+      submit(std::move(rewrites[i].commit));
+      rewrites.erase(rewrites.begin() + static_cast<std::ptrdiff_t>(i));
+    }
     if (retire_check) retire_segments(current);
 
     // Skip stale heads so the time returned is a real one.
@@ -589,9 +603,13 @@ struct Scheduler::Impl {
       if (it != entries.end() && it->second.due == heap.top().at && !it->second.in_flight) break;
       heap.pop();
     }
-    if (heap.empty()) return TimePoint::max();
-    if (heap.top().at <= now) return TimePoint::max();  // waiting for a free slot: a result wakes us
-    return from_seconds(heap.top().at);
+    // The next due entry (one due already waits for a free slot: a result wakes us), record
+    // to write again, or range to read in.
+    Seconds next = kNever;
+    if (!heap.empty() && heap.top().at > now) next = heap.top().at;
+    for (const Rewrite& r : rewrites) next = std::min(next, r.at);
+    for (const Range& r : ranges) next = std::min(next, std::max(r.wake, last_refill + 1));
+    return from_seconds(next);
   }
 
   // Past its lifetime, a recipient is still tried once if that attempt was due before the
@@ -851,7 +869,7 @@ struct Scheduler::Impl {
     if (!keep->states.empty()) submit(std::move(keep));
     if (!retry->states.empty()) {
       ++stats.recording;  // apply_commit undoes it
-      apply_commit(*retry, n.status, now);
+      apply_commit(*retry, n.status, now, false);
     }
   }
 
@@ -990,7 +1008,10 @@ struct Scheduler::Impl {
   }
 
   // A state batch is durable (or failed): the recipients leave the busy state.
-  void apply_commit(const PendingCommit& c, const base::Status& status, Seconds now) {
+  // `rewrite`: when the records could not be written, final outcomes (a delivery that
+  // happened, a bounce that was queued) are written again later rather than the delivery
+  // repeated; false when the outcome itself must be redone (its DSN could not be queued).
+  void apply_commit(const PendingCommit& c, const base::Status& status, Seconds now, bool rewrite = true) {
     --stats.recording;
     auto it = entries.find(c.id);
     PETREL_ASSERT(it != entries.end(), "a message with states being recorded has no entry");
@@ -1001,13 +1022,27 @@ struct Scheduler::Impl {
       PETREL_LOG(kError, "queue.state_failed", "id={} records={} error=\"{}\"", id, c.states.size(),
                  base::log_escape(status.error().message));
     }
+    std::shared_ptr<PendingCommit> again;  // final outcomes to write again
     for (std::size_t k = 0; k < c.states.size(); ++k) {
       const RecipientState& st = c.states[k];
       Rcpt& r = e.rcpts[st.recipient];
+      if (!status && rewrite && !c.by_operator && format::is_final(st.status)) {
+        // The outcome happened (the mailbox file is synced, the DSN queued); only its record
+        // is missing. Keep the recipient busy and write the record again in a while: a full
+        // disk must not turn into a second copy. (A crash before then delivers it again, the
+        // one window queue/README.md names.)
+        if (!again) {
+          again = std::make_shared<PendingCommit>();
+          again->id = c.id;
+        }
+        again->add(st, c.names[k], c.why[k]);
+        continue;
+      }
       r.busy = 0;
       if (!status) {
         // Not recorded: still pending as far as the disk knows, so it stays pending here too
         // and is tried again (a delivery may then repeat: at least once, never lost).
+        r.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
         set_next(e, r, now + config.retry_first.count());
         continue;
       }
@@ -1048,6 +1083,7 @@ struct Scheduler::Impl {
           break;
       }
     }
+    if (again) rewrites.push_back({now + kRewriteDelay, std::move(again)});
     if (c.waiter) c.waiter->finish_one(status);
     apply_pending_op(c.id, e, now);
     bool done = !e.in_flight && std::all_of(e.rcpts.begin(), e.rcpts.end(), [](const Rcpt& r) { return final_state(r.state); });

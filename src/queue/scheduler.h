@@ -24,8 +24,9 @@
 // of the log, and are read in again oldest first as room frees up or as they fall due (README
 // "The active window"). Start-up reads the log once: time linear in its length.
 // Not done here: how to deliver (transport.h), delay warnings (issue 5).
-// Failure: a state record that cannot be committed leaves its recipient pending (retried after
-// retry_first; a delivery may then be repeated: at least once, never lost). A message that
+// Failure: a state record that cannot be committed is written again a few seconds later when
+// it records a final outcome (the delivery is not repeated), and leaves a deferred recipient
+// pending (retried after retry_first). Only a crash in between repeats a delivery. A message that
 // cannot be read back from the spool is deferred like any temporary failure.
 // Thread: enqueue(), the transport's `done` and the StateSink's `done` may come from any
 // thread (they go through a mutex-protected inbox); everything else runs on the one thread

@@ -371,26 +371,46 @@ TEST_F(SchedulerTest, ReloadFromDiskKeepsEveryRecipientsState) {
   (void)c;
 }
 
-TEST_F(SchedulerTest, FailedStateCommitKeepsTheRecipientPending) {
+TEST_F(SchedulerTest, AFailedRecordOfADeliveryIsWrittenAgainNotDeliveredAgain) {
   open();
   std::string id = put(1);
   sched_->tick();
-  fail_syncs_ = 1;  // the batch holding the DELIVERED record
+  fail_syncs_ = 1;  // the batch holding the DELIVERED record (a full disk, say)
   transport_->answer_all(0, Outcome::kDelivered);
   settle();
   EXPECT_EQ(sched_->stats().state_failures, 1u);
   EXPECT_EQ(sched_->stats().pending, 1u);
   EXPECT_TRUE(states_on_disk().empty());
 
-  // After a restart it would be due at once; here it is retried after retry_first.
+  // A few seconds later the record is written again; the message is not delivered twice.
+  EXPECT_LE(sched_->tick(), clock_.wall() + 5s) << "the scheduler wakes up for the rewrite";
+  clock_.advance(5s);
+  sched_->tick();
+  settle();
+  EXPECT_EQ(transport_->count(), 1u);
+  EXPECT_EQ(sched_->stats().pending, 0u);
+  EXPECT_EQ(sched_->stats().delivered, 1u);
+  ASSERT_EQ(states_on_disk().size(), 1u);
+  EXPECT_EQ(states_on_disk()[0].status, RecipientStatus::kDelivered);
+  open();
+  EXPECT_EQ(sched_->stats().pending, 0u);
+}
+
+TEST_F(SchedulerTest, AFailedRecordOfADeferralKeepsTheRecipientPending) {
+  open();
+  put(1);
+  sched_->tick();
+  fail_syncs_ = 1;
+  transport_->answer_all(0, Outcome::kDeferred);
+  settle();
+  EXPECT_EQ(sched_->stats().state_failures, 1u);
+  EXPECT_TRUE(states_on_disk().empty());
+  // Tried again after retry_first, as the deferral said.
   clock_.advance(5min);
   sched_->tick();
   ASSERT_EQ(transport_->count(), 2u);
   transport_->answer_all(1, Outcome::kDelivered);
   settle();
-  EXPECT_EQ(sched_->stats().pending, 0u);
-  ASSERT_EQ(states_on_disk().size(), 1u);
-  open();
   EXPECT_EQ(sched_->stats().pending, 0u);
 }
 

@@ -194,11 +194,8 @@ class DiskFull(unittest.TestCase):
                     found.append(path)
         return found
 
-    def check_all_delivered(self, p, outcomes, timeout=60, allow_lost_record=False):
-        """Every 250 is in the Maildir exactly once and byte-exact; no refused message is.
-        allow_lost_record: a second copy is accepted (and reported) only where the log shows
-        the known window test_lost_delivered_record_gives_a_second_copy pins down: delivered
-        into the Maildir, then its DELIVERED record failed to be written (queue.state_failed)."""
+    def check_all_delivered(self, p, outcomes, timeout=60):
+        """Every 250 is in the Maildir exactly once and byte-exact; no refused message is."""
         accepted = [o for o in outcomes if o.kind == "250"]
         for o in accepted:
             got = p.delivered_message(o.qid, timeout=timeout)
@@ -208,26 +205,12 @@ class DiskFull(unittest.TestCase):
             self.assertTrue(p.wait_log(f"queue.delivered id={o.qid} ", timeout=timeout), p.log()[-3000:])
         for o in accepted:
             copies = self.files_holding(p, b" id " + o.qid.encode() + b"\r\n")
-            if allow_lost_record and len(copies) == 2 and self.lost_delivered_record(p, o.qid):
-                print(f"\n  {o.qid}: 2 copies, its DELIVERED record was lost to ENOSPC (known, see below)")
-                continue
             self.assertEqual(len(copies), 1, f"{o.qid}: {copies}")
         for o in outcomes:
             if o.kind != "250":
                 marker = re.search(r"Subject: (\S+)", o.body).group(1).encode()
                 self.assertEqual(self.files_holding(p, marker), [], f"refused message delivered: {o}")
         self.assertEqual(os.listdir(os.path.join(self.maildir(p), "tmp")), [])
-
-    @staticmethod
-    def lost_delivered_record(p, qid):
-        """The log shows a Maildir delivery of qid followed by a failed state record for it."""
-        delivered = False
-        for line in p.log().splitlines():
-            if f"delivery.local id={qid} " in line and "result=delivered" in line:
-                delivered = True
-            elif delivered and f"queue.state_failed id={qid} " in line:
-                return True
-        return False
 
     def wait_delivery_deferred_431(self, p, qid, timeout=15):
         pattern = re.compile(rf'delivery\.local id={qid} .*result=deferred why="4\.3\.1 mail system full')
@@ -294,7 +277,7 @@ class DiskFull(unittest.TestCase):
                 # reserve, so a 1 MiB message is accepted into the spool; its Maildir copy then
                 # does not fit: ENOSPC, deferred 4.3.1, retried, nothing left in tmp/.
                 fs.unfill()
-                self.check_all_delivered(p, outcomes, allow_lost_record=True)
+                self.check_all_delivered(p, outcomes)
                 fs.set_free(MiB + MiB // 4)
                 time.sleep(1.2)  # the free-space figure is cached for a second
                 big = try_send(p, unique_message(MiB, "big"))
@@ -314,11 +297,11 @@ class DiskFull(unittest.TestCase):
 
                 # Space returns: the deferred message goes in at a retry, once, byte-exact.
                 fs.unfill()
-                self.check_all_delivered(p, outcomes, allow_lost_record=True)
+                self.check_all_delivered(p, outcomes)
                 time.sleep(1.2)  # the cached free-space figure catches up
                 after = try_send(p, unique_message(5000, "after"))
                 self.assertEqual(after.kind, "250", after)
-                self.check_all_delivered(p, outcomes + [after], allow_lost_record=True)
+                self.check_all_delivered(p, outcomes + [after])
                 alive(p)
         finally:
             fs.close()
@@ -373,17 +356,16 @@ class DiskFull(unittest.TestCase):
             fs.close()
         print(f"  test_enospc_at_the_spool: {time.monotonic() - started:.1f}s")
 
-    @unittest.expectedFailure
-    def test_lost_delivered_record_gives_a_second_copy(self):
-        """KNOWN BUG (queue/scheduler.cc): the Maildir copy is written and synced, then the
-        DELIVERED record does not fit on the full disk (queue.state_failed); the scheduler
-        forgets the outcome and delivers the message again at the next retry, so once space
-        returns the mailbox holds it twice. It could keep the outcome and retry only the record.
+    def test_a_lost_delivered_record_is_written_again_not_delivered_twice(self):
+        """The Maildir copy is written and synced, then the DELIVERED record does not fit on the
+        full disk (queue.state_failed). The scheduler keeps the outcome and writes the record
+        again a few seconds later (queue/README.md): once space returns the mailbox holds the
+        message once.
 
         Set-up, exact to the page (tmpfs counts 4 KiB pages): a message sized so that its
         MESSAGE record ends the spool segment exactly at a page boundary, and exactly as many
         free pages as that record and the Maildir file need; the 70-byte DELIVERED record then
-        needs one more page. Remove @expectedFailure once the scheduler is fixed."""
+        needs one more page."""
         fs = mount_or_skip(self, "8m")
         page = os.statvfs(fs.path).f_frsize
         try:

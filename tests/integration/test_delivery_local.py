@@ -46,6 +46,24 @@ class LocalDelivery(unittest.TestCase):
             self.assertEqual(len(wait_files(os.path.join(p.data_dir, "mail/example.test/alice/new/*"), 2)), 2, p.log())
             self.assertEqual(len(wait_files(os.path.join(p.data_dir, "mail/example.test/bob/new/*"), 1)), 1, p.log())
 
+    def test_catch_all_and_fanout_are_byte_exact(self):
+        body = (b"From: <sender@remote.example>\r\nSubject: anyone\r\n\r\n.dot line\r\n\xe2\x82\xac 8-bit\r\n"
+                + b"y" * 5000 + b"\r\n")
+        with Petrel(aliases={"team@example.test": ["alice@example.test", "bob@example.test"]}) as p:
+            p.cli("domain", "catch-all", "example.test", "bob@example.test")
+            time.sleep(1.5)  # the running server picks the change up within a second
+            qid = send(p, ["nobody-here@example.test"], body)
+            got = p.delivered_message(qid, owner="bob")
+            received, rest = split_received(got)
+            self.assertEqual(rest, body)
+            # Fan-out: each mailbox gets the same bytes.
+            qid = send(p, ["team@example.test"], body)
+            for owner in ("alice", "bob"):
+                received, rest = split_received(p.delivered_message(qid, owner=owner))
+                self.assertEqual(rest, body, owner)
+            # An unknown user is now accepted at RCPT (the catch-all takes it).
+            self.assertEqual(p.log().count("550 5.1.1"), 0)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -61,6 +61,7 @@ bool resting(std::uint8_t s) { return s == kHeld || final_state(s); }
 // Entry::flags: what decides about notices without reading the message back.
 constexpr std::uint8_t kNullSender = 1;     // from <>: never a DSN about it (RFC 3461 6.2)
 constexpr std::uint8_t kSuccessNotify = 2;  // some recipient asked NOTIFY=SUCCESS
+constexpr std::uint8_t kFresh = 4;          // read in by the pass under way (read_in)
 
 // Entry::pending_op: an operator command waiting for a delivery in flight to end.
 constexpr std::uint8_t kPendingHold = 1;
@@ -419,7 +420,8 @@ struct Scheduler::Impl {
   // the ones not due soon are paged out again and the rest of the range stays on disk.
   base::Status read_in(const Range& r, Seconds now, bool at_startup) {
     ++stats.refills;
-    std::unordered_map<IdKey, bool, IdHash> fresh;  // admitted by this pass
+    // What this pass admits is marked kFresh in its entry (no separate set: memory stays the
+    // window's), and unmarked at the end.
     bool full = false;
     Position stop = r.to;
     auto s = spool.for_each_record(
@@ -435,13 +437,13 @@ struct Scheduler::Impl {
           }
           insert(id, m.segment, m.record_offset, m.envelope.received_at,
                  static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill,
-                 flags_of(m.envelope));
-          fresh.emplace(id, true);
+                 flags_of(m.envelope) | kFresh);
         },
         [&](const RecipientState& st, std::uint64_t) {
-          IdKey id = key_of(st.id);
-          if (!fresh.count(id)) return;  // in memory already (its state is newer there), or not read in
-          Entry& e = entries.find(id)->second;
+          auto it = entries.find(key_of(st.id));
+          // Not read in, or in memory before this pass (its state there is the newer one).
+          if (it == entries.end() || !(it->second.flags & kFresh)) return;
+          Entry& e = it->second;
           if (st.recipient >= e.rcpts.size()) return;
           Rcpt& rc = e.rcpts[st.recipient];
           if (final_state(rc.state)) return;
@@ -450,14 +452,20 @@ struct Scheduler::Impl {
           if (st.status == RecipientStatus::kDeferred) set_next(e, rc, st.next_attempt);
         });
     if (!s) {
-      for (const auto& [id, unused] : fresh) forget(entries.find(id));  // the range is tried again whole
+      for (auto it = entries.begin(); it != entries.end();) {  // the range is tried again whole
+        auto cur = it++;
+        if (cur->second.flags & kFresh) forget(cur);
+      }
       return s;
     }
     Seconds later = kNever;  // the earliest due time among those paged out again
     std::size_t kept = 0;
-    for (const auto& [id, unused] : fresh) {
-      auto it = entries.find(id);
+    for (auto next = entries.begin(); next != entries.end();) {
+      auto it = next++;
       Entry& e = it->second;
+      if (!(e.flags & kFresh)) continue;
+      e.flags &= static_cast<std::uint8_t>(~kFresh);
+      const IdKey& id = it->first;
       bool done = std::all_of(e.rcpts.begin(), e.rcpts.end(), [](const Rcpt& x) { return final_state(x.state); });
       if (done) {
         e.spill = false;  // leave the file to recovery once its segment goes

@@ -323,9 +323,12 @@ struct Scheduler::Impl {
   void wait_on_disk(Position from, Position to, Seconds wake) {
     ++stats.paged_out;
     for (Range& r : ranges) {
-      // Arrivals come in log order: most extend the range the previous one started.
-      if (r.to == from && r.wake <= wake) {
-        r.to = to;
+      // A range that starts earlier and wakes no later may simply grow to cover this one:
+      // its claim ("nothing here is due before r.wake") holds for this message, and any
+      // message it newly spans is still covered by its own range too (arrivals in log order
+      // all land in one range this way).
+      if (r.from <= from && r.wake <= wake) {
+        r.to = std::max(r.to, to);
         return;
       }
     }

@@ -33,6 +33,12 @@ base::Result<bool> has_row(sqlite::Db& db, std::string_view sql, const std::stri
   return *row == Step::kRow;
 }
 
+// Binds salt, iterations, StoredKey, ServerKey to parameters first..first+3 (base64 text).
+void bind_scram(sqlite::Stmt& stmt, int first, const ScramKeys& keys) {
+  stmt.bind(first, base64_encode(keys.salt)).bind(first + 1, static_cast<std::int64_t>(keys.iterations));
+  stmt.bind(first + 2, base64_encode(keys.stored_key)).bind(first + 3, base64_encode(keys.server_key));
+}
+
 }  // namespace
 
 std::string database_path(const std::string& data_dir) { return data_dir + "/petrel.db"; }
@@ -162,6 +168,8 @@ base::Status AccountStore::add_user(std::string_view text, std::string_view pass
   if (!*domain_ok) return refused("no such domain: " + address->domain + " (add it first)");
   auto hash = hash_password(password, options_.password_cost);
   if (!hash) return hash.error();
+  auto scram = new_scram_keys(password);
+  if (!scram) return scram.error();
 
   auto txn = WriteTransaction::begin(*db_);
   if (!txn) return txn.error();
@@ -173,11 +181,13 @@ base::Status AccountStore::add_user(std::string_view text, std::string_view pass
   if (*is_alias) return refused(key + " is an alias; delete the alias first");
 
   auto stmt = db_->prepare(
-      "INSERT INTO accounts (address, local, domain, password_hash, quota_bytes, created_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+      "INSERT INTO accounts (address, local, domain, password_hash, quota_bytes, created_at, "
+      "scram_salt, scram_iterations, scram_stored_key, scram_server_key) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
   if (!stmt) return stmt.error();
   stmt->bind(1, key).bind(2, fold_local(address->local)).bind(3, address->domain).bind(4, *hash);
   stmt->bind(5, static_cast<std::int64_t>(quota_bytes)).bind(6, now());
+  bind_scram(*stmt, 7, *scram);
   auto done = stmt->step();
   if (!done) return done.error();
   if (*done == Step::kConstraint) return refused("account " + key + " already exists");
@@ -206,10 +216,15 @@ base::Status AccountStore::set_password(std::string_view text, std::string_view 
   if (!*exists) return refused("no such account: " + key);
   auto hash = hash_password(password, options_.password_cost);
   if (!hash) return hash.error();
+  auto scram = new_scram_keys(password);
+  if (!scram) return scram.error();
 
-  auto stmt = db_->prepare("UPDATE accounts SET password_hash = ?2 WHERE address = ?1");
+  auto stmt = db_->prepare(
+      "UPDATE accounts SET password_hash = ?2, scram_salt = ?3, scram_iterations = ?4, scram_stored_key = ?5, "
+      "scram_server_key = ?6 WHERE address = ?1");
   if (!stmt) return stmt.error();
   stmt->bind(1, key).bind(2, *hash);
+  bind_scram(*stmt, 3, *scram);
   if (auto s = stmt->run(); !s) return s;
   if (db_->changes() == 0) return refused("no such account: " + key);  // deleted meanwhile
   return {};
@@ -277,6 +292,29 @@ base::Result<bool> AccountStore::verify_password(std::string_view text, std::str
   auto ignored = verify_password_hash(dummy_hash_, password);
   (void)ignored;
   return false;
+}
+
+base::Result<std::optional<ScramKeys>> AccountStore::scram_sha256_keys(std::string_view text) {
+  auto address = parse_mailbox_address(text);
+  if (!address) return std::optional<ScramKeys>();
+  auto stmt = db_->prepare(
+      "SELECT scram_salt, scram_iterations, scram_stored_key, scram_server_key FROM accounts "
+      "WHERE address = ?1 AND scram_salt IS NOT NULL");
+  if (!stmt) return stmt.error();
+  stmt->bind(1, address_key(*address));
+  auto row = stmt->step();
+  if (!row) return row.error();
+  if (*row != Step::kRow) return std::optional<ScramKeys>();
+  auto salt = base64_decode(stmt->text(0));
+  auto stored = base64_decode(stmt->text(2));
+  auto server = base64_decode(stmt->text(3));
+  const std::int64_t iterations = stmt->int64(1);
+  if (!salt || !stored || !server || stored->size() != 32 || server->size() != 32 || iterations < 1 ||
+      iterations > 0x7fffffff) {
+    return base::temporary_error("accounts: damaged SCRAM keys for " + address_key(*address));
+  }
+  return std::optional<ScramKeys>(ScramKeys{std::move(salt).value(), static_cast<std::uint32_t>(iterations),
+                                            std::move(stored).value(), std::move(server).value()});
 }
 
 // ---- aliases ----

@@ -6,11 +6,12 @@
 // instead of failing. Names are validated before they are stored: addresses with
 // mail::parse_address plus check_local_part() (no '%', '!', '@', '"', '/', whitespace), a
 // user or alias only in a domain that exists, keys folded as address_key.h says. Passwords
-// are never stored, only their argon2id hashes.
+// are never stored, only their argon2id hashes and, for SCRAM-SHA-256, salted keys (sasl.h:
+// a fresh salt and kScramIterations each time a password is set).
 // Each account has a quota in bytes (0 = unlimited), stored here and carried by the Directory
 // to delivery, where the Maildir applies it (mailbox/README.md, "Quota").
 // Not done here: answering RCPT lookups (DirectoryImpl reads a snapshot of these tables),
-// SASL, measuring or enforcing quotas, creating the data directory.
+// the SASL exchanges themselves (sasl.h), measuring or enforcing quotas, creating the data directory.
 // Failure: a permanent error for what the caller asked wrongly (bad name, duplicate, missing
 // domain, domain still in use); a temporary error for SQLite or argon2 trouble.
 // Thread: one thread at a time per store; use a store per thread or process.
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "auth/password.h"
+#include "auth/sasl.h"
 #include "base/clock.h"
 #include "base/result.h"
 
@@ -100,6 +102,9 @@ class AccountStore {
   // for unknown or malformed addresses (which cost the same time as a wrong password, so the
   // answer's timing does not tell which accounts exist). For SASL; blocking, CPU-bound.
   base::Result<bool> verify_password(std::string_view address, std::string_view password);
+  // The account's SCRAM-SHA-256 stored keys; nullopt for an unknown or malformed address and
+  // for an account whose password predates schema version 2. Blocking (SQLite), cheap.
+  base::Result<std::optional<ScramKeys>> scram_sha256_keys(std::string_view address);
 
  private:
   AccountStore(std::unique_ptr<sqlite::Db> db, const AccountStoreOptions& options);

@@ -47,6 +47,17 @@ CREATE INDEX IF NOT EXISTS aliases_by_domain ON aliases(domain);
 PRAGMA user_version = 1;
 )sql";
 
+// Version 2: SCRAM-SHA-256 stored keys (RFC 5802 3), base64 text, set with every new
+// password. Rows from version 1 keep NULLs: those accounts cannot use SCRAM until their
+// password is set again (PLAIN and LOGIN still work, through password_hash).
+constexpr const char* kMigrateV2 = R"sql(
+ALTER TABLE accounts ADD COLUMN scram_salt TEXT NULL;
+ALTER TABLE accounts ADD COLUMN scram_iterations INTEGER NULL;
+ALTER TABLE accounts ADD COLUMN scram_stored_key TEXT NULL;
+ALTER TABLE accounts ADD COLUMN scram_server_key TEXT NULL;
+PRAGMA user_version = 2;
+)sql";
+
 }  // namespace
 
 // ---- Stmt ----
@@ -169,13 +180,18 @@ base::Status Db::init_schema() {
     return base::permanent_error("petrel.db has schema version " + std::to_string(*version) +
                                  ", newer than this petrel understands (" + std::to_string(kSchemaVersion) + ")");
   }
-  // Version 0: a new file. Check again under the write lock: another process may have won.
+  // Older (0 is a new file): create, then migrate one version at a time. Check again under the
+  // write lock: another process may have done it meanwhile.
   auto txn = WriteTransaction::begin(*this);
   if (!txn) return txn.error();
   version = query_int("PRAGMA user_version");
   if (!version) return version.error();
   if (*version == 0) {
     if (auto s = exec(kSchemaV1); !s) return s;
+    *version = 1;
+  }
+  if (*version == 1) {
+    if (auto s = exec(kMigrateV2); !s) return s;
   }
   return txn->commit();
 }

@@ -2,9 +2,9 @@
 // petrel.db with its pragmas and schema. Internal to auth/ (AccountStore, DirectoryImpl).
 //
 // Promise: every connection opened here has busy_timeout 5000 ms, foreign keys on and the
-// database in WAL mode; the schema (PRAGMA user_version) is created on first open, inside an
-// IMMEDIATE transaction so two processes opening a fresh file at once do not race. Statements
-// take their values only through bound parameters.
+// database in WAL mode; the schema (PRAGMA user_version) is created on first open, or migrated
+// from an older version, inside an IMMEDIATE transaction so two processes opening the file at
+// once do not race. Statements take their values only through bound parameters.
 // Not done here: any knowledge of accounts beyond the DDL.
 // Failure: every SQLite error becomes a temporary base::Error "what: sqlite message"; a
 // constraint violation is reported by Stmt::step() as kConstraint so callers can name it.
@@ -23,7 +23,7 @@
 namespace petrel::auth::sqlite {
 
 // The schema version this code writes and understands (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 enum class Step { kRow, kDone, kConstraint };
 

@@ -198,15 +198,16 @@ base::Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::str
   impl->listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (impl->listen_fd < 0) return base::errno_error("socket", errno);
   ::unlink(path.c_str());  // a stale socket from a server that is gone (we hold the spool lock)
-  // Created 0600 from the start: the umask applies to bind().
-  mode_t old = ::umask(0177);
-  int rc = ::bind(impl->listen_fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
-  int err = errno;
-  ::umask(old);
-  if (rc != 0) {
+  // Not umask(): it is process-wide, and delivery threads creating Maildir directories at
+  // this moment would get it too (a 0600 directory cannot be entered). The socket is made
+  // 0600 right after bind(); until then it sits in the data directory, which only the
+  // server's user can enter, and nobody can connect before listen().
+  if (::bind(impl->listen_fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0) {
+    int err = errno;
     ::close(std::exchange(impl->listen_fd, -1));
     return base::errno_error("bind " + path, err);
   }
+  if (::chmod(path.c_str(), 0600) != 0) return base::errno_error("chmod " + path, errno);
   if (::listen(impl->listen_fd, 8) != 0) return base::errno_error("listen " + path, errno);
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->run(); });

@@ -129,7 +129,6 @@ void list(const std::string& config_path, bool all) {
       [&](const queue::StoredMessage& m) {
         Listed& l = listed[m.id];
         l.message = m;
-        l.message.envelope.recipients.shrink_to_fit();
         l.last.assign(m.envelope.recipients.size(), queue::RecipientState{});
         l.open = m.envelope.recipients.size();
       },

@@ -322,6 +322,11 @@ struct Scheduler::Impl {
 
   void wait_on_disk(Position from, Position to, Seconds wake) {
     ++stats.paged_out;
+    add_range({from, to, wake});
+  }
+
+  void add_range(Range range) {
+    auto [from, to, wake] = range;
     for (Range& r : ranges) {
       // A range that starts earlier and wakes no later may simply grow to cover this one:
       // its claim ("nothing here is due before r.wake") holds for this message, and any
@@ -339,7 +344,10 @@ struct Scheduler::Impl {
     std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.from < b.from; });
     std::size_t best = 0;
     for (std::size_t i = 1; i + 1 < ranges.size(); ++i) {
-      auto gap = [&](std::size_t k) { return ranges[k + 1].from.segment - ranges[k].to.segment; };
+      auto gap = [&](std::size_t k) {  // overlapping neighbours: no gap at all
+        return ranges[k + 1].from.segment > ranges[k].to.segment ? ranges[k + 1].from.segment - ranges[k].to.segment
+                                                                 : 0;
+      };
       if (gap(i) < gap(best)) best = i;
     }
     Range& a = ranges[best];
@@ -413,7 +421,7 @@ struct Scheduler::Impl {
     ranges.erase(ranges.begin() + static_cast<std::ptrdiff_t>(pick));
     if (auto s = read_in(r, now, false); !s) {
       PETREL_LOG(kError, "queue.refill_failed", "error=\"{}\"", base::log_escape(s.error().message));
-      ranges.push_back({r.from, r.to, now + 60});  // try again in a minute
+      add_range({r.from, r.to, now + 60});  // try again in a minute
     }
   }
 
@@ -485,14 +493,8 @@ struct Scheduler::Impl {
         ++kept;
       }
     }
-    if (later != kNever) ranges.push_back({r.from, stop, later});
-    if (full) ranges.push_back({stop, r.to, now});
-    while (ranges.size() > kMaxRanges) {  // (wait_on_disk merges; reuse it on the last one)
-      Range last = ranges.back();
-      ranges.pop_back();
-      wait_on_disk(last.from, last.to, last.wake);
-      --stats.paged_out;
-    }
+    if (later != kNever) add_range({r.from, stop, later});
+    if (full) add_range({stop, r.to, now});
     PETREL_LOG(kDebug, "queue.read_in", "kept={} full={} ranges={}", kept, full, ranges.size());
     return {};
   }

@@ -219,9 +219,15 @@ std::optional<Reply> parse_mail_from(std::string_view args, const Extensions& ex
 
   // Each parameter once, and only when its extension was advertised.
   bool seen_size = false, seen_body = false, seen_utf8 = false, seen_ret = false, seen_envid = false;
+  bool seen_auth = false;
   auto once = [](bool& seen) { return !std::exchange(seen, true); };
   for (const Param& p : *params) {
-    if (ext.size && base::iequals(p.keyword, "SIZE")) {
+    if (ext.auth && base::iequals(p.keyword, "AUTH")) {
+      // RFC 4954 5: AUTH=<mailbox> or AUTH=<>, the submitter as the client's server knew it.
+      // We trust only our own authentication, so it is checked for form and otherwise ignored.
+      if (!once(seen_auth)) return bad_param("Duplicate AUTH parameter");
+      if (!p.value || p.value->empty()) return bad_param("Bad AUTH value");
+    } else if (ext.size && base::iequals(p.keyword, "SIZE")) {
       // RFC 1870 6: SIZE=1*20DIGIT.
       if (!once(seen_size)) return bad_param("Duplicate SIZE parameter");
       auto n = p.value ? parse_decimal(*p.value) : std::nullopt;

@@ -36,6 +36,7 @@ struct Extensions {  // what the server advertised and so accepts on MAIL/RCPT
   bool eight_bit_mime = true;
   bool smtputf8 = true;
   bool dsn = true;
+  bool auth = false;           // AUTH advertised: MAIL accepts (and ignores) AUTH= (RFC 4954 5)
   std::uint64_t max_size = 0;  // 0 = no limit
 };
 

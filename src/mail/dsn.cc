@@ -14,6 +14,7 @@
 
 #include "base/strings.h"
 #include "mail/command.h"  // xtext_encode
+#include "mail/date.h"
 #include "mail/internal.h"
 
 namespace petrel::mail {
@@ -151,31 +152,6 @@ std::string encode_address(std::string_view address, AddressForm form) {
 
 // ---------------------------------------------------------------------------------------------
 // Lines.
-
-// RFC 5322 3.3 date-time in UTC, "Thu, 01 Jan 2026 00:00:00 +0000"; clamped to 1970..9999.
-std::string rfc5322_date(std::int64_t t) {
-  t = std::clamp<std::int64_t>(t, 0, 253402300799);
-  std::int64_t days = t / 86400;
-  std::int64_t secs = t % 86400;
-  // Civil date from a day count (H. Hinnant's days_from_civil, inverted), for days >= 0.
-  std::int64_t z = days + 719468;
-  std::int64_t era = z / 146097;
-  std::int64_t doe = z - era * 146097;
-  std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  std::int64_t mp = (5 * doy + 2) / 153;
-  std::int64_t day = doy - (153 * mp + 2) / 5 + 1;
-  std::int64_t month = mp < 10 ? mp + 3 : mp - 9;
-  std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  static constexpr std::array<const char*, 7> kWeekdays = {"Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};
-  static constexpr std::array<const char*, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kWeekdays[days % 7],
-                static_cast<int>(day), kMonths[month - 1], static_cast<int>(year),
-                static_cast<int>(secs / 3600), static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60));
-  return buf;
-}
 
 bool is_fold_point(std::string_view value, std::size_t i) {
   return value[i] == ' ' && value[i - 1] != ' ' && i + 1 < value.size() && value[i + 1] != ' ';
@@ -668,7 +644,7 @@ DsnMessage compose_dsn(const DsnInput& input) {
     if (r.recipient.has_utf8()) global_status = true;
     if (base::iequals(base::trim(r.orcpt_type), "utf-8") && has_8bit(r.orcpt)) global_status = true;
   }
-  bool sender_utf8 = env && env->sender.has_utf8();
+  bool sender_utf8 = (env && env->sender.has_utf8()) || input.to.has_utf8();
   DsnMessage msg;
   msg.smtputf8 = global_status || sender_utf8 || has_8bit(input.postmaster);
 
@@ -698,8 +674,8 @@ DsnMessage compose_dsn(const DsnInput& input) {
   AddressForm header_form = msg.smtputf8 ? AddressForm::kUtf8Raw : AddressForm::kRfc822;
   std::string postmaster = encode_address(input.postmaster, header_form);
   if (postmaster.empty()) postmaster = "postmaster@" + ctx.host;
-  std::string to = (env && !env->sender.null()) ? "<" + encode_address(env->sender.str(), header_form) + ">"
-                                                 : "undisclosed-recipients:;";
+  const Address* to_address = !input.to.null() ? &input.to : (env && !env->sender.null()) ? &env->sender : nullptr;
+  std::string to = to_address ? "<" + encode_address(to_address->str(), header_form) + ">" : "undisclosed-recipients:;";
   std::string message_id = clean_token(input.message_id, "!#$%&'*+-/=?^_`{|}~.@[]", kMaxHost);
   if (message_id.empty()) message_id = std::to_string(input.now) + "." + ctx.queue_id + "@" + ctx.host;
   std::string report_type = global_status ? "global-delivery-status" : "delivery-status";

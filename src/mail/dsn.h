@@ -73,6 +73,9 @@ struct DsnInput {
   std::string message_id;      // "<...>" for the DSN's Message-ID: (empty: one made of now, queue id, host)
   std::int64_t now = 0;        // Date: of the DSN, seconds since the epoch (rendered in UTC)
   const Envelope* envelope = nullptr;  // original envelope: sender (To:), ENVID, RET, arrival
+  // Whom the DSN goes to when that is not the original's sender: a double bounce (the
+  // original is itself a bounce, from <>) goes to the postmaster. Null = the sender.
+  Address to;
   std::vector<DsnRecipient> recipients;  // one per-recipient block each, in this order (at least one)
   // The original message as stored (CRLF, not dot-stuffed), or a prefix of it when the
   // caller read only part: `original_complete` says which.

@@ -515,6 +515,16 @@ TEST(Dsn, WithoutSenderOrEnvelopeStillAMessage) {
   EXPECT_TRUE(field_lines(part_body(p.parts.at(1)), "Arrival-Date").empty());
 }
 
+TEST(Dsn, ADoubleBounceIsAddressedToWhomTheCallerSays) {
+  DsnMessage m = compose_one([](World& w) {
+    w.envelope.sender = Address{};  // the original is itself a bounce
+    w.input.to = Address{"postmaster", "example.org"};
+  });
+  EXPECT_EQ(field(check_well_formed(m.bytes, 3).header_lines, "To"), "<postmaster@example.org>");
+  DsnMessage utf8 = compose_one([](World& w) { w.input.to = Address{"p\xc3\xb6stmaster", "example.org"}; });
+  EXPECT_TRUE(utf8.smtputf8) << "a UTF-8 To: needs SMTPUTF8";
+}
+
 // The header fields come from our own config and queue, but a bug or a hostile sender's
 // address must still not add a field or break the multipart structure.
 TEST(Dsn, EveryFieldStaysOnItsLines) {

@@ -43,7 +43,7 @@ base::Status read_prefix(const Spool& spool, const StoredMessage& m, std::string
 
 void queue_notice(const Spool& spool, Intake& intake, const StoredMessage& original,
                   std::vector<mail::DsnRecipient> recipients, const NoticeConfig& config, std::int64_t now,
-                  std::function<void(base::Status, const std::string& dsn_id)> done) {
+                  std::function<void(base::Status, const std::string& dsn_id)> done, const NoticeRoute& route) {
   // The original is quoted when it can be read; a DSN about a message whose body is damaged
   // or quarantined goes without it (mail/dsn.h: a 2-part report) rather than not at all.
   std::string prefix;
@@ -55,10 +55,16 @@ void queue_notice(const Spool& spool, Intake& intake, const StoredMessage& origi
     complete = false;
   }
 
-  // The DSN's envelope: from <> (so it can never cause another DSN), to the original sender.
+  // The DSN's envelope: from <> (so it can never cause another DSN), to the original sender;
+  // or as `route` says (a double bounce).
   mail::Envelope envelope;
+  envelope.sender = route.sender;
   mail::Recipient to;
-  to.address = original.envelope.sender;
+  to.address = route.recipient.null() ? original.envelope.sender : route.recipient;
+  if (to.address.null()) {
+    done(base::permanent_error("a notice needs a recipient: the original is from <>"), "");
+    return;
+  }
   envelope.recipients.push_back(to);
   envelope.received_at = now;
   envelope.helo = config.hostname;
@@ -76,6 +82,7 @@ void queue_notice(const Spool& spool, Intake& intake, const StoredMessage& origi
   in.message_id = "<" + (*writer)->id() + "@" + config.hostname + ">";
   in.now = now;
   in.envelope = &original.envelope;
+  in.to = route.recipient;
   in.recipients = std::move(recipients);
   in.original = prefix;
   in.original_complete = complete;

@@ -62,6 +62,7 @@ bool resting(std::uint8_t s) { return s == kHeld || final_state(s); }
 constexpr std::uint8_t kNullSender = 1;     // from <>: never a DSN about it (RFC 3461 6.2)
 constexpr std::uint8_t kSuccessNotify = 2;  // some recipient asked NOTIFY=SUCCESS
 constexpr std::uint8_t kFresh = 4;          // read in by the pass under way (read_in)
+constexpr std::uint8_t kDelayWarned = 8;    // a delay warning was queued (or nobody wants one)
 
 // Entry::pending_op: an operator command waiting for a delivery in flight to end.
 constexpr std::uint8_t kPendingHold = 1;
@@ -127,6 +128,7 @@ struct PendingCommit {
   std::vector<std::string> names;  // recipient addresses, for the log lines
   std::vector<std::string> why;    // the diagnostic as received
   bool by_operator = false;        // from control(): DEFERRED means "released"
+  bool delay_notice = false;       // its DSN warns of delay: DEFERRED records get the flag
   std::shared_ptr<ControlWait> waiter;
 
   void add(RecipientState st, std::string name, std::string reason) {
@@ -456,6 +458,7 @@ struct Scheduler::Impl {
           if (it == entries.end() || !(it->second.flags & kFresh)) return;
           Entry& e = it->second;
           if (st.recipient >= e.rcpts.size()) return;
+          if (st.flags & format::kStateFlagDelayNotified) e.flags |= kDelayWarned;  // any record, not the last
           Rcpt& rc = e.rcpts[st.recipient];
           if (final_state(rc.state)) return;
           rc.state = static_cast<std::uint8_t>(st.status);
@@ -791,26 +794,59 @@ struct Scheduler::Impl {
   // Records `commit`, first queueing the DSN its outcomes call for (scheduler.h): the final
   // states wait in the busy state until the DSN is durable (apply_notice).
   void record(std::shared_ptr<PendingCommit> commit, Entry& e, Seconds now) {
-    bool maybe = false;
+    bool bounce = false, success = false, deferred = false;
     for (const auto& st : commit->states) {
-      maybe = maybe || bounce_state(st.status) ||
-              (st.status == RecipientStatus::kDelivered && (e.flags & kSuccessNotify));
+      bounce = bounce || bounce_state(st.status);
+      success = success || (st.status == RecipientStatus::kDelivered && (e.flags & kSuccessNotify));
+      deferred = deferred || st.status == RecipientStatus::kDeferred;
     }
-    if (!maybe || (e.flags & kNullSender) || notices == nullptr) {
-      if (maybe) {
+    bool null_sender = e.flags & kNullSender;
+    bool delay = deferred && !null_sender && !(e.flags & kDelayWarned) && config.delay_warning.count() > 0 &&
+                 now - e.received_at >= config.delay_warning.count();
+    bool double_bounce = null_sender && bounce && !config.double_bounce_to.empty();
+    if (notices == nullptr || (null_sender ? !double_bounce : !(bounce || success || delay))) {
+      if ((bounce || success) && (null_sender || notices == nullptr)) {
         PETREL_LOG(kInfo, "queue.no_notice", "id={} why=\"{}\"", id_of(commit->id),
-                   (e.flags & kNullSender) ? "null sender" : "notices are off");
+                   notices == nullptr ? "notices are off" : "null sender and no double_bounce_to");
       }
       submit(std::move(commit));
       return;
     }
     auto m = spool.read_message_at(e.segment, e.record_offset);
     if (!m) {
+      if (!bounce) {  // a success or delay notice is not worth holding the outcome back for
+        submit(std::move(commit));
+        return;
+      }
       ++stats.recording;  // apply_notice undoes it
       apply_notice({std::move(commit), base::Status(m.error()), ""}, now);
       return;
     }
-    std::vector<mail::DsnRecipient> dsn = notice_recipients(*commit, m->envelope, now);
+    NoticeRoute route;
+    std::vector<mail::DsnRecipient> dsn;
+    if (double_bounce) {
+      // A bounce that cannot be delivered goes to the postmaster (with the failed bounce as its
+      // original), from an address whose own failures are never reported.
+      auto to = mail::parse_address(config.double_bounce_to);
+      auto from = mail::parse_address(config.double_bounce_sender());
+      if (!to || !from) {
+        PETREL_LOG(kError, "queue.no_notice", "id={} why=\"bad double_bounce_to or host name\"", id_of(commit->id));
+        submit(std::move(commit));
+        return;
+      }
+      route.recipient = *to;
+      route.sender = *from;
+      dsn = notice_recipients(*commit, m->envelope, e, now, false, true);
+    } else if (base::iequals(m->envelope.sender.str(), config.double_bounce_sender())) {
+      PETREL_LOG(kWarn, "queue.no_notice", "id={} why=\"an undeliverable double bounce is dropped\"", id_of(commit->id));
+      submit(std::move(commit));
+      return;
+    } else {
+      dsn = notice_recipients(*commit, m->envelope, e, now, delay, false);
+    }
+    bool warns = std::any_of(dsn.begin(), dsn.end(), [](const mail::DsnRecipient& d) { return d.action == mail::DsnAction::kDelayed; });
+    if (delay && !warns) e.flags |= kDelayWarned;  // nobody asked for one: do not look again
+    commit->delay_notice = warns;
     if (dsn.empty()) {
       submit(std::move(commit));
       return;
@@ -818,34 +854,50 @@ struct Scheduler::Impl {
     ++stats.recording;
     NoticeConfig nc{config.hostname, config.postmaster};
     std::shared_ptr<Inbox> box = inbox;
-    queue_notice(spool, *notices, *m, std::move(dsn), nc, now,
-                 [box, commit](base::Status s, const std::string& dsn_id) {
-                   box->push([&] { box->notices.push_back({commit, std::move(s), dsn_id}); });
-                 });
+    queue_notice(
+        spool, *notices, *m, std::move(dsn), nc, now,
+        [box, commit](base::Status s, const std::string& dsn_id) {
+          box->push([&] { box->notices.push_back({commit, std::move(s), dsn_id}); });
+        },
+        route);
   }
 
   // Which of `c`'s outcomes the sender asked to hear about (RFC 3461 4.1: NOTIFY absent means
-  // FAILURE; NEVER means none), as DSN recipient blocks.
-  std::vector<mail::DsnRecipient> notice_recipients(const PendingCommit& c, const mail::Envelope& env, Seconds now) {
+  // FAILURE, and Petrel also warns of delay then, as Postfix does; NEVER means none), as DSN
+  // recipient blocks. `delay`: deferred recipients get "delayed" blocks. `all_failures`: every
+  // failed one, whatever NOTIFY says (a double bounce, for the postmaster).
+  std::vector<mail::DsnRecipient> notice_recipients(const PendingCommit& c, const mail::Envelope& env, const Entry& e,
+                                                    Seconds now, bool delay, bool all_failures) {
     std::vector<mail::DsnRecipient> out;
     for (std::size_t k = 0; k < c.states.size(); ++k) {
       const RecipientState& st = c.states[k];
       if (st.recipient >= env.recipients.size()) continue;
       const mail::Recipient& r = env.recipients[st.recipient];
       bool failed = bounce_state(st.status);
-      bool want = failed ? (r.notify == mail::kNotifyUnspecified || (r.notify & mail::kNotifyFailure))
-                         : st.status == RecipientStatus::kDelivered && (r.notify & mail::kNotifySuccess);
-      if (!want || (r.notify & mail::kNotifyNever)) continue;
+      bool delayed = delay && st.status == RecipientStatus::kDeferred;
+      bool unspecified = r.notify == mail::kNotifyUnspecified;
+      bool want = false;
+      if (all_failures) {
+        want = failed;
+      } else if (failed) {
+        want = unspecified || (r.notify & mail::kNotifyFailure);
+      } else if (delayed) {
+        want = unspecified || (r.notify & mail::kNotifyDelay);
+      } else {
+        want = st.status == RecipientStatus::kDelivered && (r.notify & mail::kNotifySuccess);
+      }
+      if (!want || (!all_failures && (r.notify & mail::kNotifyNever))) continue;
       mail::DsnRecipient d;
       d.recipient = r.address;
       d.orcpt_type = r.orcpt_type;
       d.orcpt = r.orcpt;
-      d.action = failed ? mail::DsnAction::kFailed : mail::DsnAction::kDelivered;
-      d.status = !st.enhanced.empty() ? st.enhanced : failed ? "5.0.0" : "2.0.0";
+      d.action = failed ? mail::DsnAction::kFailed : delayed ? mail::DsnAction::kDelayed : mail::DsnAction::kDelivered;
+      d.status = !st.enhanced.empty() ? st.enhanced : failed ? "5.0.0" : delayed ? "4.0.0" : "2.0.0";
       d.remote_mta = st.remote_host;
       d.diagnostic = st.reply_code != 0 ? std::to_string(st.reply_code) + " " : "";
       d.diagnostic += st.enhanced.empty() ? st.text : st.enhanced + " " + st.text;
       d.last_attempt = now;
+      if (delayed) d.will_retry_until = expire_at(e);
       out.push_back(std::move(d));
     }
     return out;
@@ -860,13 +912,23 @@ struct Scheduler::Impl {
     std::string id = id_of(n.commit->id);
     if (n.status) {
       ++stats.notices;
+      if (n.commit->delay_notice) {
+        // Durable with the DEFERRED records (README: flags hold for the message), and at once
+        // in memory.
+        for (auto& st : n.commit->states) {
+          if (st.status == RecipientStatus::kDeferred) st.flags |= format::kStateFlagDelayNotified;
+        }
+        if (auto it = entries.find(n.commit->id); it != entries.end()) it->second.flags |= kDelayWarned;
+        ++stats.delay_notices;
+      }
       std::string rcpts;
       bool bounce = false;
       for (std::size_t k = 0; k < n.commit->states.size(); ++k) {
         bounce = bounce || bounce_state(n.commit->states[k].status);
         rcpts += (rcpts.empty() ? "" : ",") + n.commit->names[k];
       }
-      PETREL_LOG(kInfo, bounce ? "queue.bounced" : "queue.notified", "id={} dsn_id={} rcpts={}", id, n.dsn_id, rcpts);
+      PETREL_LOG(kInfo, bounce ? "queue.bounced" : n.commit->delay_notice ? "queue.delay_warned" : "queue.notified",
+                 "id={} dsn_id={} rcpts={}", id, n.dsn_id, rcpts);
       submit(std::move(n.commit));
       return;
     }
@@ -1142,6 +1204,7 @@ SchedulerConfig SchedulerConfig::from(const config::QueueConfig& q) {
   c.retry_first = std::max(std::chrono::duration_cast<std::chrono::seconds>(q.retry_first), std::chrono::seconds(1));
   c.retry_max = std::max(std::chrono::duration_cast<std::chrono::seconds>(q.retry_max), c.retry_first);
   c.lifetime = std::chrono::duration_cast<std::chrono::seconds>(q.lifetime);
+  c.delay_warning = std::chrono::duration_cast<std::chrono::seconds>(q.delay_warning);
   c.concurrency = std::max<std::size_t>(q.delivery_concurrency, 1);
   c.active_limit = std::max<std::size_t>(q.active_limit, 1);
   return c;

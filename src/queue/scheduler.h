@@ -15,7 +15,8 @@
 // deliveries are in flight. Segments are deleted oldest first once every message in them is
 // final, never the one being written, never one whose damage recovery could not quarantine.
 // Notices (DSN, RFC 3461): when a recipient fails or expires (or is delivered with
-// NOTIFY=SUCCESS) and the sender is not <> and did not say NOTIFY=NEVER, a DSN
+// NOTIFY=SUCCESS, or is still deferred after delay_warning) and the sender is not <> and did
+// not say NOTIFY=NEVER, a DSN
 // (mail/dsn.h) is queued through `notices` before the recipient's final state is recorded:
 // a crash in between repeats the attempt and the DSN (at least once, never lost).
 // Operator commands (control()): flush, hold, release, delete, answered once durable.
@@ -23,7 +24,13 @@
 // recipient, see memory_bytes()); beyond that they wait on disk, described by a few ranges
 // of the log, and are read in again oldest first as room frees up or as they fall due (README
 // "The active window"). Start-up reads the log once: time linear in its length.
-// Not done here: how to deliver (transport.h), delay warnings (issue 5).
+// Delay warnings: the first attempt that ends deferred `delay_warning` or more after arrival
+// queues one DSN with Action: delayed for the recipients that asked for it (NOTIFY=DELAY, or
+// no NOTIFY), before its DEFERRED records, which carry the delay-notified flag
+// (queue/README.md): one warning per message, across restarts too.
+// Double bounces: a failed or expired recipient of a message from <> is reported to
+// `double_bounce_to` from double_bounce_sender(); one from that sender is only logged.
+// Not done here: how to deliver (transport.h).
 // Failure: a state record that cannot be committed is written again a few seconds later when
 // it records a final outcome (the delivery is not repeated), and leaves a deferred recipient
 // pending (retried after retry_first). Only a crash in between repeats a delivery. A message that
@@ -61,6 +68,15 @@ struct SchedulerConfig {
   std::size_t active_limit = 100000;  // messages in memory at most (README "The active window")
   std::string hostname = "localhost";  // Reporting-MTA of the DSNs
   std::string postmaster;              // From: of the DSNs; "MAILER-DAEMON@<hostname>" when empty
+  // A recipient still deferred this long after arrival gets one delay warning (DSN "delayed",
+  // for NOTIFY=DELAY or no NOTIFY), once per message; 0 = never.
+  std::chrono::seconds delay_warning{std::chrono::hours(4)};
+  // Where a bounce that cannot be delivered (a failed message from <>) goes, from
+  // double_bounce_sender(); empty = nowhere (logged and dropped).
+  std::string double_bounce_to;
+  // The envelope sender of double bounces: a message from it that fails is dropped and
+  // logged, never reported (no loop). "double-bounce@<hostname>".
+  std::string double_bounce_sender() const { return "double-bounce@" + hostname; }
 
   // From the [queue] section (durations rounded down to seconds, at least 1 s).
   static SchedulerConfig from(const config::QueueConfig& queue);
@@ -105,6 +121,7 @@ class Scheduler {
     std::uint64_t delivered = 0, deferred = 0, failed = 0, expired = 0;  // recipients, since start
     std::uint64_t held = 0, released = 0, deleted = 0;                  // recipients, since start
     std::uint64_t notices = 0, notice_failures = 0;                     // DSNs queued / not queued
+    std::uint64_t delay_notices = 0;                                    // of those, delay warnings
     std::uint64_t paged_out = 0, refills = 0;  // messages left on disk / passes reading them in
     std::uint64_t retired_messages = 0, retired_segments = 0, state_failures = 0;
   };

@@ -715,6 +715,135 @@ TEST_F(NoticeTest, NotifySuccessGivesADeliveredReport) {
   EXPECT_NE(body.find("Original-Envelope-Id: env-42"), std::string::npos);
 }
 
+TEST_F(NoticeTest, OneDelayWarningAfterTheDelayTimeAndNeverASecondOneEvenAfterARestart) {
+  sconfig_.retry_first = 30min;
+  sconfig_.retry_max = 30min;
+  sconfig_.delay_warning = 1h;
+  sconfig_.lifetime = 10h;
+  open();
+  std::string id = put(2);  // NOTIFY=FAILURE,DELAY for both
+  sched_->tick();
+  transport_->answer_all(0, Outcome::kDeferred);  // t = 0: too early to warn
+  settle();
+  clock_.advance(30min);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u);
+  transport_->answer_all(1, Outcome::kDeferred);  // t = 30 min: still too early
+  settle();
+  EXPECT_EQ(sched_->stats().notices, 0u);
+
+  clock_.advance(30min);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 3u);
+  transport_->answer_all(2, Outcome::kDeferred);  // t = 1 h: the warning
+  settle();
+  EXPECT_EQ(sched_->stats().notices, 1u);
+  EXPECT_EQ(sched_->stats().delay_notices, 1u);
+  EXPECT_EQ(sched_->stats().pending, 2u) << "the original stays queued beside its warning";
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 4u);
+  DeliveryJob warning = transport_->job(3);
+  EXPECT_TRUE(warning.message.envelope.sender.null());
+  EXPECT_EQ(warning.message.envelope.recipients.at(0).address.str(), "alice@example.org");
+  std::string body = body_of(warning);
+  EXPECT_NE(body.find("Action: delayed"), std::string::npos);
+  EXPECT_NE(body.find("Status: 4.2.2"), std::string::npos);
+  EXPECT_NE(body.find("Will-Retry-Until:"), std::string::npos);
+  EXPECT_NE(body.find("Final-Recipient: rfc822; user1@example.net"), std::string::npos);
+  EXPECT_EQ(body.find("Action: failed"), std::string::npos);
+  transport_->answer_all(3, Outcome::kDelivered);
+  settle();
+
+  // The flag is on disk, with the DEFERRED records written after the warning was queued.
+  bool flagged = false;
+  for (const auto& st : states_on_disk()) {
+    if (st.id == id && st.status == RecipientStatus::kDeferred) flagged |= (st.flags & format::kStateFlagDelayNotified) != 0;
+  }
+  EXPECT_TRUE(flagged);
+
+  // Later deferrals, before and after a restart, warn no more.
+  clock_.advance(30min);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 5u);
+  transport_->answer_all(4, Outcome::kDeferred);
+  settle();
+  open();
+  clock_.advance(30min);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 1u) << "the restarted scheduler's transport sees the original again";
+  transport_->answer_all(0, Outcome::kDeferred);
+  settle();
+  sched_->tick();
+  EXPECT_EQ(sched_->stats().notices, 0u);
+  EXPECT_EQ(transport_->count(), 1u) << "no second warning";
+}
+
+TEST_F(NoticeTest, DelayWarningsOnlyForThoseWhoAskAndNeverForTheNullSender) {
+  sconfig_.delay_warning = 1h;
+  sconfig_.retry_first = 2h;
+  sconfig_.retry_max = 2h;
+  open();
+  auto e = sample_envelope(4);
+  e.recipients[0].notify = mail::kNotifyFailure;       // no
+  e.recipients[1].notify = mail::kNotifyNever;         // no
+  e.recipients[2].notify = mail::kNotifyUnspecified;   // yes (Postfix warns by default too)
+  e.recipients[3].notify = mail::kNotifyDelay;         // yes
+  put_env(e);
+  auto from_null = sample_envelope(1);
+  from_null.sender = mail::Address{};
+  put_env(from_null);
+  auto failure_only = sample_envelope(1);
+  failure_only.recipients[0].notify = mail::kNotifyFailure;
+  put_env(failure_only);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) transport_->answer_all(i, Outcome::kDeferred);
+  settle();
+  clock_.advance(2h);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 6u);
+  for (std::size_t i = 3; i < 6; ++i) transport_->answer_all(i, Outcome::kDeferred);
+  settle();
+  EXPECT_EQ(sched_->stats().delay_notices, 1u);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 7u);
+  std::string body = body_of(transport_->job(6));
+  EXPECT_EQ(body.find("user0@example.net"), std::string::npos);
+  EXPECT_EQ(body.find("user1@example.net"), std::string::npos);
+  EXPECT_NE(body.find("Final-Recipient: rfc822; user2@example.net"), std::string::npos);
+  EXPECT_NE(body.find("Final-Recipient: rfc822; user3@example.net"), std::string::npos);
+}
+
+TEST_F(NoticeTest, ADoubleBounceGoesToThePostmasterOnceAndItsOwnFailureIsDropped) {
+  sconfig_.double_bounce_to = "postmaster@example.org";
+  open();
+  auto bounce = sample_envelope(1);
+  bounce.sender = mail::Address{};  // a bounce (ours or someone else's) that cannot be delivered
+  put_env(bounce);
+  sched_->tick();
+  transport_->answer_all(0, Outcome::kFailed);
+  settle();
+  EXPECT_EQ(sched_->stats().notices, 1u);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u);
+  DeliveryJob dbl = transport_->job(1);
+  EXPECT_EQ(dbl.message.envelope.sender.str(), "double-bounce@mx.example.org");
+  ASSERT_EQ(dbl.message.envelope.recipients.size(), 1u);
+  EXPECT_EQ(dbl.message.envelope.recipients[0].address.str(), "postmaster@example.org");
+  std::string body = body_of(dbl);
+  EXPECT_NE(body.find("To: <postmaster@example.org>"), std::string::npos);
+  EXPECT_NE(body.find("Final-Recipient: rfc822; user0@example.net"), std::string::npos);
+  EXPECT_NE(body.find("Action: failed"), std::string::npos);
+
+  // The postmaster's copy fails too: logged and dropped, no third message, nothing pending.
+  transport_->answer_all(1, Outcome::kFailed);
+  settle();
+  sched_->tick();
+  EXPECT_EQ(sched_->stats().notices, 1u);
+  EXPECT_EQ(transport_->count(), 2u);
+  EXPECT_EQ(sched_->stats().pending, 0u);
+}
+
 TEST_F(NoticeTest, ABounceThatCannotBeQueuedKeepsItsRecipientPending) {
   open();
   put(2);

@@ -268,7 +268,8 @@ base::Status encode_state(const RecipientState& st, std::string& payload) {
   PETREL_ASSERT(base::is_queue_id(st.id), "encode_state: not a queue id");
   payload.clear();
   bool ok = true;
-  put_u8(payload, kStateVersion);
+  PETREL_ASSERT((st.flags & ~kStateKnownFlags) == 0, "encode_state: unknown flag");
+  put_u8(payload, st.flags != 0 ? kStateVersionFlags : kStateVersion);
   ok &= put_str(payload, st.id);
   put_le<std::uint32_t>(payload, st.recipient);
   put_u8(payload, static_cast<std::uint8_t>(st.status));
@@ -278,6 +279,7 @@ base::Status encode_state(const RecipientState& st, std::string& payload) {
   ok &= put_str(payload, st.enhanced);
   ok &= put_str(payload, st.text);
   ok &= put_str(payload, st.remote_host);
+  if (st.flags != 0) put_u8(payload, st.flags);
   if (!ok || payload.size() > kMaxRecordPayload) {
     payload.clear();
     return bad("recipient state too large for one record");
@@ -290,7 +292,7 @@ base::Result<RecipientState> decode_state(std::string_view payload) {
   RecipientState st;
   std::uint8_t version = 0, status = 0;
   if (!r.u8(version)) return bad("state payload empty");
-  if (version != kStateVersion) return bad("unsupported state version");
+  if (version != kStateVersion && version != kStateVersionFlags) return bad("unsupported state version");
   if (!r.str(st.id) || !base::is_queue_id(st.id)) return bad("bad queue id");
   if (!r.le(st.recipient) || !r.u8(status) || !r.le(st.attempts) || !r.le(st.next_attempt) || !r.le(st.reply_code)) {
     return bad("truncated state");
@@ -299,6 +301,10 @@ base::Result<RecipientState> decode_state(std::string_view payload) {
   st.status = static_cast<RecipientStatus>(status);
   if (st.reply_code != 0 && (st.reply_code < 200 || st.reply_code > 599)) return bad("reply code out of range");
   if (!r.str(st.enhanced) || !r.str(st.text) || !r.str(st.remote_host)) return bad("truncated reply");
+  if (version == kStateVersionFlags) {
+    // Only written with a flag set, and only known flags: one encoding per state.
+    if (!r.u8(st.flags) || st.flags == 0 || (st.flags & ~kStateKnownFlags) != 0) return bad("bad state flags");
+  }
   if (r.left() != 0) return bad("trailing bytes after state");
   return st;
 }

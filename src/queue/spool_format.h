@@ -101,6 +101,12 @@ base::Result<MessageRecord> decode_message(std::string_view payload);
 
 // ---- RECIPIENT_STATE payload ----
 inline constexpr std::uint8_t kStateVersion = 1;
+// Version 2 is version 1 plus a flags octet (kStateFlag*), written only when a flag is set, so
+// every state has exactly one encoding and version-1 readers' records stay valid.
+inline constexpr std::uint8_t kStateVersionFlags = 2;
+// A delay warning (DSN "delayed") about this message was queued: never send another.
+inline constexpr std::uint8_t kStateFlagDelayNotified = 1;
+inline constexpr std::uint8_t kStateKnownFlags = kStateFlagDelayNotified;
 
 enum class RecipientStatus : std::uint8_t {
   kDelivered = 1,  // final
@@ -124,6 +130,7 @@ struct RecipientState {
   std::string enhanced;            // last reply's enhanced status code ("4.2.2"), may be empty
   std::string text;                // last reply's text
   std::string remote_host;         // who gave that reply ("" for local delivery)
+  std::uint8_t flags = 0;          // kStateFlag* bits
 
   bool operator==(const RecipientState&) const = default;
 };

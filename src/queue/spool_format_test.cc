@@ -214,6 +214,31 @@ TEST(SpoolFormat, StateLayoutIsTheDocumentedOne) {
   EXPECT_EQ(payload, expect);
 }
 
+TEST(SpoolFormat, StateFlagsMakeVersion2WithOneEncoding) {
+  RecipientState st = sample_states()[1];
+  st.flags = 0;
+  std::string v1;
+  ASSERT_TRUE(encode_state(st, v1));
+  EXPECT_EQ(v1[0], '\x01') << "no flag: still version 1";
+  st.flags = kStateFlagDelayNotified;
+  std::string v2;
+  ASSERT_TRUE(encode_state(st, v2));
+  EXPECT_EQ(v2[0], '\x02');
+  EXPECT_EQ(v2.substr(1), v1.substr(1) + "\x01") << "version 2 is version 1 plus the flags octet";
+  auto d = decode_state(v2);
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(*d, st);
+  // Version 2 without a flag, with an unknown flag, or with the octet missing: invalid.
+  EXPECT_FALSE(decode_state(v2.substr(0, v2.size() - 1)));
+  std::string zero = v2;
+  zero.back() = '\0';
+  EXPECT_FALSE(decode_state(zero));
+  std::string unknown = v2;
+  unknown.back() = '\x02';
+  EXPECT_FALSE(decode_state(unknown));
+  EXPECT_FALSE(decode_state(v1 + "\x01")) << "version 1 has nothing after the host";
+}
+
 TEST(SpoolFormat, StateTruncationsAndBadValuesAreRejected) {
   std::string payload;
   ASSERT_TRUE(encode_state(sample_states()[1], payload));

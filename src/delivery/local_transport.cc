@@ -3,6 +3,7 @@
 #include "delivery/local_transport.h"
 
 #include <algorithm>
+#include <future>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -187,20 +188,42 @@ class LocalTransport::Attempt {
       return make_result(index, o.outcome, std::move(o.diagnostic));
     }
 
-    // A remote target cannot be delivered yet (the outbound transport is the next issue), and a
-    // deferred recipient is delivered again in full at its next attempt. So a recipient with any
-    // remote target waits whole, before any mailbox gets a copy: no duplicate on every retry.
+    // Remote targets (an alias or forward to another domain) are forwarded first, all of them
+    // in one new queued message: if that cannot be queued, the recipient waits whole, before
+    // any mailbox gets a copy.
+    std::vector<mail::Address> remote;
     for (const auth::DeliveryTarget& target : *resolution) {
-      if (target.kind == auth::DeliveryTarget::Kind::kRemote) {
-        TargetOutcome o = deferred("4.4.3 remote delivery not available yet");
-        log(rcpt, target.address.str(), o);
-        return make_result(index, o.outcome, std::move(o.diagnostic));
-      }
+      if (target.kind == auth::DeliveryTarget::Kind::kRemote) remote.push_back(target.address);
     }
-
     std::size_t delivered_count = 0, failed_count = 0;
     std::optional<std::string> first_deferred, first_failed;
+    if (!remote.empty()) {
+      // The message was forwarded from this recipient before and came back: a loop. Fail the
+      // whole recipient, as Postfix's local(8) does, so the loop ends in one bounce.
+      auto seen = delivered_to();
+      if (!seen) {
+        TargetOutcome o = from_error(seen.error(), "5.3.0 cannot read the queued message", "4.3.0 forwarding failed");
+        log(rcpt, rcpt.str(), o);
+        return make_result(index, o.outcome, std::move(o.diagnostic));
+      }
+      for (const std::string& value : **seen) {
+        if (same_address(value, rcpt.str())) {
+          TargetOutcome o = failed("5.4.6 mail forwarding loop for " + rcpt.str());
+          log(rcpt, rcpt.str(), o);
+          return make_result(index, o.outcome, std::move(o.diagnostic));
+        }
+      }
+      TargetOutcome o = forward(index, remote);
+      log(rcpt, remote.size() == 1 ? remote[0].str() : remote[0].str() + " and " + std::to_string(remote.size() - 1) + " more", o);
+      if (o.outcome == Outcome::kDeferred) return make_result(index, o.outcome, std::move(o.diagnostic));
+      if (o.outcome == Outcome::kDelivered) delivered_count += remote.size();
+      if (o.outcome == Outcome::kFailed) {
+        failed_count += remote.size();
+        first_failed = o.diagnostic;
+      }
+    }
     for (const auth::DeliveryTarget& target : *resolution) {
+      if (target.kind == auth::DeliveryTarget::Kind::kRemote) continue;  // forwarded above
       TargetOutcome o = deliver_target(rcpt, target);
       switch (o.outcome) {
         case Outcome::kDelivered: ++delivered_count; break;
@@ -234,11 +257,8 @@ class LocalTransport::Attempt {
     switch (target.kind) {
       case auth::DeliveryTarget::Kind::kMailbox: return deliver_mailbox(rcpt, target);
       case auth::DeliveryTarget::Kind::kRemote: {
-        // The outbound SMTP transport (delivery/remote) is the next issue. Until then a remote
-        // target waits in the queue, and expires like any deferred recipient.
-        TargetOutcome o = deferred("4.4.3 remote delivery not available yet");
-        log(rcpt, target.address.str(), o);
-        return o;
+        PETREL_ASSERT(false, "remote targets are forwarded by deliver_recipient()");
+        return {};
       }
       case auth::DeliveryTarget::Kind::kFailed: {
         TargetOutcome o = has_status(target.reason, '5') ? failed(target.reason)
@@ -264,6 +284,61 @@ class LocalTransport::Attempt {
     TargetOutcome o = write_mailbox(target, *root);
     log(rcpt, *root, o);
     return o;
+  }
+
+  // Forwards the message to `targets` (addresses in other domains) as a new queued message,
+  // as Postfix's local(8) does: same envelope sender (no SRS yet), each target with the
+  // recipient's NOTIFY and ORCPT = the recipient, the body with "Delivered-To: <recipient>"
+  // prepended (so a forward that comes back is caught as a loop). Done when the copy is
+  // durable in the queue; the remote transport takes it from there.
+  TargetOutcome forward(std::uint32_t index, const std::vector<mail::Address>& targets) {
+    if (t_.options_.forward == nullptr) return deferred("4.4.3 forwarding is not configured");
+    const mail::Envelope& original = job_.message.envelope;
+    const mail::Recipient& from_rcpt = original.recipients[index];
+    const std::string alias = from_rcpt.address.str();  // deliver_recipient() checked it for loops
+
+    mail::Envelope env;
+    env.sender = original.sender;
+    env.body = original.body;
+    env.smtputf8 = original.smtputf8;
+    env.ret = original.ret;
+    env.envid = original.envid;
+    env.client_ip = "127.0.0.1";
+    env.helo = "forward";
+    env.received_at = original.received_at;
+    for (const mail::Address& a : targets) {
+      mail::Recipient r;
+      r.address = a;
+      r.notify = from_rcpt.notify;
+      r.orcpt_type = from_rcpt.orcpt.empty() ? (from_rcpt.address.has_utf8() ? "utf-8" : "rfc822") : from_rcpt.orcpt_type;
+      r.orcpt = from_rcpt.orcpt.empty() ? alias : from_rcpt.orcpt;
+      env.recipients.push_back(std::move(r));
+    }
+    auto writer = t_.options_.forward->begin(env);
+    if (!writer) return from_error(writer.error(), "5.3.0 cannot forward", "4.3.0 forwarding failed");
+    auto abort = [&](const base::Error& e) {
+      (*writer)->abort();
+      return from_error(e, "5.3.0 cannot forward", "4.3.0 forwarding failed");
+    };
+    if (auto s = (*writer)->append("Delivered-To: " + alias + "\r\n"); !s) return abort(s.error());
+    auto reader = t_.spool_.open_body(job_.message);
+    if (!reader) return abort(reader.error());
+    std::string buf(kReadChunk, '\0');
+    for (;;) {
+      auto n = (*reader)->read(buf.data(), buf.size());
+      if (!n) return abort(n.error());
+      if (*n == 0) break;
+      if (auto s = (*writer)->append(std::string_view(buf.data(), *n)); !s) return abort(s.error());
+    }
+    // This worker waits for the group commit (a few milliseconds): the forward counts only
+    // once the copy is durable.
+    std::promise<base::Status> committed;
+    auto done = committed.get_future();
+    std::string id = (*writer)->id();
+    (*writer)->commit([&committed](base::Status st) { committed.set_value(std::move(st)); });
+    base::Status st = done.get();
+    if (!st) return from_error(st.error(), "5.3.0 cannot forward", "4.3.0 forwarding failed");
+    return delivered("forwarded as " + id);
   }
 
   TargetOutcome write_mailbox(const auth::DeliveryTarget& target, const std::string& root) {

@@ -13,7 +13,8 @@
 //
 // One recipient, several targets: each target gets its own outcome, and the recipient's
 // result combines them by this rule:
-//   - any remote target → kDeferred before any mailbox is written (see kRemote below);
+//   - remote targets first: forwarded together as one new queued message (kRemote below);
+//     if that cannot be queued → kDeferred before any mailbox is written;
 //   - any target deferred (a temporary Maildir failure) → kDeferred;
 //   - else every target failed permanently → kFailed (the first target's reason);
 //   - else → kDelivered (targets that failed permanently next to ones delivered are logged
@@ -32,9 +33,13 @@
 //     ENOSPC/EDQUOT → deferred "4.3.1 mail system full"; over quota → deferred "4.2.2 mailbox
 //     full" (temporary: the queue retries, and bounces once queue.lifetime has passed);
 //     any other storage error → deferred 4.3.0; a bad name or header → failed 5.3.0.
-//   - kRemote → deferred "4.4.3 remote delivery not available yet": the outbound transport
-//     (delivery/remote over smtp/client) is the next issue. The whole recipient waits, its
-//     mailbox targets included, so that retries do not put a copy in them each time.
+//   - kRemote → forwarded: a new message is queued through `options.forward` (same envelope
+//     sender, as Postfix's local(8); no SRS yet), to every remote target of the recipient,
+//     each with the recipient's NOTIFY and ORCPT set to the recipient, its body prefixed with
+//     "Delivered-To: <recipient>" (a forward that comes back fails 5.4.6). Delivered once the
+//     copy is durable; the remote transport then delivers it like any other message. A
+//     recipient deferred for a mailbox target is forwarded again on its next attempt (a
+//     duplicate, like the mailbox copies above).
 //   - kFailed → failed with the reason resolution gave (it begins with a 5.x.x code).
 // A recipient whose resolution fails as a whole is failed (permanent error: unknown user,
 // 5.1.1) or deferred (a temporary one).
@@ -44,7 +49,7 @@
 // Diagnostics (what the sender may see in a DSN) are generic; internal detail such as errno
 // text and paths is in the log line only.
 //
-// Not done here: retries and state records (queue::Scheduler), remote delivery, measuring
+// Not done here: retries and state records (queue::Scheduler), the remote transport (remote_transport.h), SRS for forwarded mail, measuring
 // mailbox usage (mailbox/README.md, "Quota"), Sieve, programs.
 // Thread: deliver() from any thread. The Spool, the Directory and the clock in the options
 // must outlive the transport.
@@ -62,6 +67,7 @@
 
 #include "auth/directory.h"
 #include "mailbox/maildir.h"
+#include "queue/intake.h"
 #include "queue/spool.h"
 #include "queue/transport.h"
 
@@ -74,6 +80,9 @@ struct LocalTransportOptions {
   std::string data_dir;         // mailboxes live under <data_dir>/mail/ (mailbox_path)
   std::size_t workers = 4;      // worker threads; 0 is taken as 1
   mailbox::MaildirOptions maildir;  // host name, clock and system calls, for tests
+  // Where forwarded copies are queued (remote targets of aliases); null = remote targets
+  // defer with 4.4.3. In the server, the same Intake the SMTP sessions use.
+  queue::Intake* forward = nullptr;
 };
 
 class LocalTransport final : public queue::Transport {

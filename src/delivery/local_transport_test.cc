@@ -251,11 +251,11 @@ TEST_F(LocalTransportTest, UnknownUserFailsAndOthersStillDeliver) {
   EXPECT_TRUE(mails("alice").empty());  // not asked for
 }
 
-TEST_F(LocalTransportTest, RemoteTargetsAreDeferred) {
+TEST_F(LocalTransportTest, RemoteTargetsWaitWhenForwardingIsNotConfigured) {
   auto m = store({"someone@remote.test", "outside@example.test", "half@example.test"}, message("", "x\r\n"));
   auto results = deliver(m);
   ASSERT_EQ(results.size(), 3u);
-  EXPECT_RESULT(results[0], 0u, Outcome::kDeferred, "4.4.3 remote delivery not available yet");
+  EXPECT_RESULT(results[0], 0u, Outcome::kDeferred, "4.4.3 forwarding is not configured");
   EXPECT_RESULT(results[1], 1u, Outcome::kDeferred, "4.4.3 ");
   // An alias to a mailbox and a remote address waits whole: the mailbox gets no copy that a
   // retry would then deliver again.
@@ -264,6 +264,39 @@ TEST_F(LocalTransportTest, RemoteTargetsAreDeferred) {
   // Retrying does not add copies either.
   deliver(m);
   EXPECT_TRUE(mails("alice").empty());
+}
+
+TEST_F(LocalTransportTest, RemoteTargetsAreForwardedAsANewQueuedMessage) {
+  options_.forward = intake_.get();
+  std::string body = message("", "forward me\r\n");
+  auto m = store({"half@example.test"}, body);
+  auto results = deliver(m);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_RESULT(results[0], 0u, Outcome::kDelivered, "2.0.0");
+  EXPECT_EQ(mails("alice").size(), 1u) << "the local half is delivered as usual";
+
+  // The forwarded copy: in the queue, same sender, to the remote target, ORCPT = the alias.
+  std::vector<queue::StoredMessage> copies;
+  ASSERT_TRUE(spool_->for_each_record(
+      [&](const queue::StoredMessage& x) {
+        if (x.id != m.id) copies.push_back(x);
+      },
+      [](const queue::RecipientState&, std::uint64_t) {}));
+  ASSERT_EQ(copies.size(), 1u);
+  const mail::Envelope& e = copies[0].envelope;
+  EXPECT_EQ(e.sender.str(), "sender@example.org");
+  ASSERT_EQ(e.recipients.size(), 1u);
+  EXPECT_EQ(e.recipients[0].address.str(), "someone@remote.test");
+  EXPECT_EQ(e.recipients[0].orcpt_type, "rfc822");
+  EXPECT_EQ(e.recipients[0].orcpt, "half@example.test");
+  std::string copy;
+  ASSERT_TRUE(spool_->read_body(copies[0], copy));
+  EXPECT_EQ(copy, "Delivered-To: half@example.test\r\n" + body) << "the original bytes, one header prepended";
+
+  // That copy coming back to the alias is a loop: it fails (5.4.6) instead of going round.
+  auto again = store({"half@example.test"}, copy);
+  auto looped = deliver(again);
+  EXPECT_RESULT(looped[0], 0u, Outcome::kFailed, "5.4.6 ");
 }
 
 TEST_F(LocalTransportTest, DanglingAliasTargetDoesNotFailTheDeliveredPart) {

@@ -2,6 +2,7 @@
 #include "auth/account_store.h"
 
 #include "auth/address_key.h"
+#include "auth/cram_md5_state.h"
 #include "auth/sqlite_db.h"
 #include "base/strings.h"
 
@@ -37,6 +38,12 @@ base::Result<bool> has_row(sqlite::Db& db, std::string_view sql, const std::stri
 void bind_scram(sqlite::Stmt& stmt, int first, const ScramKeys& keys) {
   stmt.bind(first, base64_encode(keys.salt)).bind(first + 1, static_cast<std::int64_t>(keys.iterations));
   stmt.bind(first + 2, base64_encode(keys.stored_key)).bind(first + 3, base64_encode(keys.server_key));
+}
+
+// The CRAM-MD5 column for a new password: its key state (base64) when enabled, else NULL.
+void bind_cram(sqlite::Stmt& stmt, int index, bool enabled, std::string_view password) {
+  if (enabled) stmt.bind(index, base64_encode(cram_md5_key_state(password)));
+  else stmt.bind_null(index);
 }
 
 }  // namespace
@@ -182,12 +189,13 @@ base::Status AccountStore::add_user(std::string_view text, std::string_view pass
 
   auto stmt = db_->prepare(
       "INSERT INTO accounts (address, local, domain, password_hash, quota_bytes, created_at, "
-      "scram_salt, scram_iterations, scram_stored_key, scram_server_key) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+      "scram_salt, scram_iterations, scram_stored_key, scram_server_key, cram_md5_state) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
   if (!stmt) return stmt.error();
   stmt->bind(1, key).bind(2, fold_local(address->local)).bind(3, address->domain).bind(4, *hash);
   stmt->bind(5, static_cast<std::int64_t>(quota_bytes)).bind(6, now());
   bind_scram(*stmt, 7, *scram);
+  bind_cram(*stmt, 11, options_.cram_md5, password);
   auto done = stmt->step();
   if (!done) return done.error();
   if (*done == Step::kConstraint) return refused("account " + key + " already exists");
@@ -221,10 +229,11 @@ base::Status AccountStore::set_password(std::string_view text, std::string_view 
 
   auto stmt = db_->prepare(
       "UPDATE accounts SET password_hash = ?2, scram_salt = ?3, scram_iterations = ?4, scram_stored_key = ?5, "
-      "scram_server_key = ?6 WHERE address = ?1");
+      "scram_server_key = ?6, cram_md5_state = ?7 WHERE address = ?1");
   if (!stmt) return stmt.error();
   stmt->bind(1, key).bind(2, *hash);
   bind_scram(*stmt, 3, *scram);
+  bind_cram(*stmt, 7, options_.cram_md5, password);
   if (auto s = stmt->run(); !s) return s;
   if (db_->changes() == 0) return refused("no such account: " + key);  // deleted meanwhile
   return {};
@@ -315,6 +324,22 @@ base::Result<std::optional<ScramKeys>> AccountStore::scram_sha256_keys(std::stri
   }
   return std::optional<ScramKeys>(ScramKeys{std::move(salt).value(), static_cast<std::uint32_t>(iterations),
                                             std::move(stored).value(), std::move(server).value()});
+}
+
+base::Result<std::optional<std::string>> AccountStore::cram_md5_state(std::string_view text) {
+  auto address = parse_mailbox_address(text);
+  if (!address) return std::optional<std::string>();
+  auto stmt = db_->prepare("SELECT cram_md5_state FROM accounts WHERE address = ?1 AND cram_md5_state IS NOT NULL");
+  if (!stmt) return stmt.error();
+  stmt->bind(1, address_key(*address));
+  auto row = stmt->step();
+  if (!row) return row.error();
+  if (*row != Step::kRow) return std::optional<std::string>();
+  auto state = base64_decode(stmt->text(0));
+  if (!state || state->size() != kCramMd5StateSize) {
+    return base::temporary_error("accounts: damaged CRAM-MD5 state for " + address_key(*address));
+  }
+  return std::optional<std::string>(std::move(state).value());
 }
 
 // ---- aliases ----

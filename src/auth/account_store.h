@@ -7,7 +7,8 @@
 // mail::parse_address plus check_local_part() (no '%', '!', '@', '"', '/', whitespace), a
 // user or alias only in a domain that exists, keys folded as address_key.h says. Passwords
 // are never stored, only their argon2id hashes and, for SCRAM-SHA-256, salted keys (sasl.h:
-// a fresh salt and kScramIterations each time a password is set).
+// a fresh salt and kScramIterations each time a password is set) and, while CRAM-MD5 is
+// enabled, its HMAC-MD5 key state (cram_md5_state.h).
 // Each account has a quota in bytes (0 = unlimited), stored here and carried by the Directory
 // to delivery, where the Maildir applies it (mailbox/README.md, "Quota").
 // Not done here: answering RCPT lookups (DirectoryImpl reads a snapshot of these tables),
@@ -41,6 +42,10 @@ inline constexpr std::uint64_t kMaxQuotaBytes = 0x7fffffffffffffffULL;
 struct AccountStoreOptions {
   PasswordCost password_cost;          // for new hashes; verification reads each hash's own
   const base::Clock* clock = nullptr;  // created_at; null = the real clock
+  // Also store the CRAM-MD5 key state with each new password (cram_md5_state.h). Off: the
+  // column is cleared when a password is set, so turning CRAM-MD5 off and changing the
+  // password leaves no MD5-crackable secret behind.
+  bool cram_md5 = false;
 };
 
 struct DomainInfo {
@@ -105,6 +110,9 @@ class AccountStore {
   // The account's SCRAM-SHA-256 stored keys; nullopt for an unknown or malformed address and
   // for an account whose password predates schema version 2. Blocking (SQLite), cheap.
   base::Result<std::optional<ScramKeys>> scram_sha256_keys(std::string_view address);
+  // The account's CRAM-MD5 key state (32 octets); nullopt for an unknown or malformed address
+  // and for a password set while CRAM-MD5 was off. Blocking (SQLite), cheap.
+  base::Result<std::optional<std::string>> cram_md5_state(std::string_view address);
 
  private:
   AccountStore(std::unique_ptr<sqlite::Db> db, const AccountStoreOptions& options);

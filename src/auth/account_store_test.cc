@@ -69,7 +69,7 @@ TEST_F(AccountStoreTest, SchemaPragmasAndFileMode) {
     sqlite3_finalize(st);
     return v;
   };
-  EXPECT_EQ(one_int("PRAGMA user_version"), "2");
+  EXPECT_EQ(one_int("PRAGMA user_version"), "3");
   EXPECT_EQ(one_int("PRAGMA journal_mode"), "wal");  // persistent in the file
   EXPECT_EQ(one_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('domains', 'accounts', 'aliases')"), "3");
   sqlite3_close(db);

@@ -111,7 +111,9 @@ base::Result<ScramKeys> new_scram_keys(std::string_view password) {
 
 SaslStep sasl_continue(std::string challenge) { return SaslStep{SaslOutcome::kContinue, std::move(challenge), {}, {}}; }
 SaslStep sasl_success(std::string authcid) { return SaslStep{SaslOutcome::kSuccess, {}, std::move(authcid), {}}; }
-SaslStep sasl_failed(std::string reason) { return SaslStep{SaslOutcome::kFailed, {}, {}, std::move(reason)}; }
+SaslStep sasl_failed(std::string reason, std::string authcid) {
+  return SaslStep{SaslOutcome::kFailed, {}, std::move(authcid), std::move(reason)};
+}
 SaslStep sasl_malformed(std::string reason) { return SaslStep{SaslOutcome::kMalformed, {}, {}, std::move(reason)}; }
 SaslStep sasl_temporary(std::string reason) { return SaslStep{SaslOutcome::kTemporary, {}, {}, std::move(reason)}; }
 

@@ -67,9 +67,10 @@ class CredentialSource {
   // The account's SCRAM-SHA-256 keys; nullopt when unknown or when the account has none
   // (a password set before SCRAM keys were stored).
   virtual base::Result<std::optional<ScramKeys>> scram_sha256_keys(std::string_view authcid) = 0;
-  // The account's CRAM-MD5 HMAC key (RFC 2104: the password, or MD5(password) when longer than
-  // 64 octets); nullopt when unknown or not stored. Password-equivalent: see sasl_cram_md5.cc.
-  virtual base::Result<std::optional<std::string>> cram_md5_key(std::string_view authcid) = 0;
+  // The account's CRAM-MD5 key state (cram_md5_state.h: the HMAC-MD5 inner and outer MD5
+  // chaining values, 32 octets); nullopt when unknown or not stored. Password-equivalent for
+  // CRAM-MD5, never the password itself.
+  virtual base::Result<std::optional<std::string>> cram_md5_state(std::string_view authcid) = 0;
 };
 
 enum class SaslOutcome {
@@ -83,7 +84,8 @@ enum class SaslOutcome {
 struct SaslStep {
   SaslOutcome outcome = SaslOutcome::kFailed;
   std::string data;     // kContinue: the challenge, raw octets (the caller base64-encodes)
-  std::string authcid;  // kSuccess: the identity as the client named it
+  std::string authcid;  // kSuccess: the identity as the client named it; kFailed: the name
+                        // tried, when the exchange got that far (for per-account counters)
   std::string reason;   // failures: for the log only, never sent to the client
 };
 

@@ -1,14 +1,13 @@
 // sasl_cram_md5.cc: CRAM-MD5 (RFC 2195), off by default.
 //
 // The server sends "<unique@host>", the client answers "user SP hex(HMAC-MD5(key, challenge))".
-// Checking that needs the HMAC key itself (RFC 2104: the password, or MD5(password) past 64
-// octets), which is password-equivalent: whoever reads it can log in. The accounts store does
-// not keep it yet (see CredentialSource::cram_md5_key); issue 6 asks for the HMAC-MD5 key
-// state (the MD5 midstates after K^ipad and K^opad) rather than the key, which needs an MD5
-// that resumes from a midstate, something OpenSSL 3 no longer exposes.
+// The check runs from the account's stored HMAC-MD5 key state (cram_md5_state.h), never from
+// the password. That state is still password-equivalent for CRAM-MD5 and cheap to attack
+// offline (MD5), hence off by default and stored only while CRAM-MD5 is enabled.
 #include <optional>
 #include <string>
 
+#include "auth/cram_md5_state.h"
 #include "auth/sasl_crypto.h"
 #include "auth/sasl_mechanisms.h"
 #include "base/strings.h"
@@ -45,14 +44,15 @@ class CramMd5 final : public SaslMechanism {
       return finish(sasl_malformed("CRAM-MD5 bad digest"));
     }
 
-    auto key = credentials_.cram_md5_key(user);
-    if (!key) return finish(sasl_temporary("credential store: " + key.error().message));
-    // Unknown users cost the same HMAC as known ones, against a key nobody has.
-    const bool known = key->has_value();
-    auto expected = crypto::hmac("MD5", known ? **key : std::string(64, '\x5c'), challenge_);
-    if (!expected) return finish(sasl_temporary("CRAM-MD5: HMAC failed"));
+    auto state = credentials_.cram_md5_state(user);
+    if (!state) return finish(sasl_temporary("credential store: " + state.error().message));
+    // Unknown users cost the same HMAC as known ones, against a state nobody has.
+    const bool known = state->has_value();
+    static const std::string kNobody = cram_md5_key_state(std::string(64, '\x5c'));
+    auto expected = hmac_md5_from_state(known ? **state : kNobody, challenge_);
+    if (!expected) return finish(sasl_temporary("CRAM-MD5: damaged key state"));
     if (!crypto::equal(crypto::to_hex(*expected), digest) || !known) {
-      return finish(sasl_failed("invalid credentials"));
+      return finish(sasl_failed("invalid credentials", std::move(user)));
     }
     return finish(sasl_success(std::move(user)));
   }

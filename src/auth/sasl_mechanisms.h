@@ -20,7 +20,8 @@ std::unique_ptr<SaslMechanism> make_cram_md5(CredentialSource& credentials, std:
 // Shared by the mechanisms: the failure results, so that every mechanism says the same.
 SaslStep sasl_continue(std::string challenge);
 SaslStep sasl_success(std::string authcid);
-SaslStep sasl_failed(std::string reason);
+// `authcid`: the name the client tried, when known, so callers can count failures per account.
+SaslStep sasl_failed(std::string reason, std::string authcid = {});
 SaslStep sasl_malformed(std::string reason);
 SaslStep sasl_temporary(std::string reason);
 

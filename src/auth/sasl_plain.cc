@@ -18,7 +18,7 @@ constexpr std::size_t kMaxIdentity = 255;
 SaslStep check(CredentialSource& credentials, std::string_view authcid, std::string_view password) {
   auto ok = credentials.verify_password(authcid, password);
   if (!ok) return sasl_temporary("credential store: " + ok.error().message);
-  if (!*ok) return sasl_failed("invalid credentials");
+  if (!*ok) return sasl_failed("invalid credentials", std::string(authcid));
   return sasl_success(std::string(authcid));
 }
 
@@ -59,7 +59,7 @@ class Plain final : public SaslMechanism {
     // RFC 4616 2: the server refuses an authzid the authcid may not act as; we allow only the
     // user's own, spelled as the authcid (no proxy authorization). Refused before the password
     // is checked, whatever it is, so the answer says nothing about the account.
-    if (!authzid.empty() && authzid != authcid) return sasl_failed("PLAIN authzid differs from authcid");
+    if (!authzid.empty() && authzid != authcid) return sasl_failed("PLAIN authzid differs from authcid", std::string(authcid));
     return check(credentials_, authcid, password);
   }
 

@@ -133,7 +133,7 @@ class ScramSha256 final : public SaslMechanism {
     if (!name || name->empty() || name->size() > kMaxName) return finish(sasl_malformed("SCRAM bad user name"));
     auto nonce = take_attribute(rest, 'r');
     if (!nonce || !valid_nonce(*nonce)) return finish(sasl_malformed("SCRAM bad client nonce"));
-    if (authzid && *authzid != *name) return finish(sasl_failed("SCRAM authzid differs from user name"));
+    if (authzid && *authzid != *name) return finish(sasl_failed("SCRAM authzid differs from user name", *name));
     username_ = std::move(name).value();
     nonce_ = std::string(*nonce) + server_nonce_;
 
@@ -189,7 +189,7 @@ class ScramSha256 final : public SaslMechanism {
     auto stored = crypto::digest("SHA256", xor_bytes(*proof, *client_signature));
     if (!stored) return finish(sasl_temporary("SCRAM: SHA-256 failed"));
     const bool match = crypto::equal(*stored, keys_.stored_key);
-    if (!match || !known_) return finish(sasl_failed("invalid credentials"));
+    if (!match || !known_) return finish(sasl_failed("invalid credentials", username_));
 
     auto server_signature = crypto::hmac("SHA256", keys_.server_key, auth_message);
     if (!server_signature) return finish(sasl_temporary("SCRAM: HMAC failed"));

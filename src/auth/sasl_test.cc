@@ -7,6 +7,7 @@
 #include <map>
 
 #include "auth/account_store.h"
+#include "auth/cram_md5_state.h"
 #include "auth/sasl_crypto.h"
 #include "auth/sasl_mechanisms.h"
 #include "auth/store_credentials.h"
@@ -45,12 +46,12 @@ class FakeCredentials : public CredentialSource {
     EXPECT_TRUE(keys);
     return std::optional<ScramKeys>(*keys);
   }
-  base::Result<std::optional<std::string>> cram_md5_key(std::string_view authcid) override {
+  base::Result<std::optional<std::string>> cram_md5_state(std::string_view authcid) override {
     ++calls;
     if (broken) return base::temporary_error("disk on fire");
     auto it = passwords.find(authcid);
     if (it == passwords.end()) return std::optional<std::string>();
-    return std::optional<std::string>(it->second);
+    return std::optional<std::string>(cram_md5_key_state(it->second));
   }
 };
 
@@ -172,7 +173,10 @@ TEST_F(SaslTest, PlainRefusals) {
     auto s = m->start(c.message);
     EXPECT_EQ(s.outcome, c.outcome) << base64_encode(c.message) << ": " << s.reason;
     EXPECT_EQ(s.data, "");
-    EXPECT_EQ(s.authcid, "");
+    // A failure names the account tried (for the per-account counters); malformed ones none.
+    if (c.outcome != SaslOutcome::kFailed) {
+      EXPECT_EQ(s.authcid, "");
+    }
   }
 }
 
@@ -434,13 +438,73 @@ TEST(SaslStoreTest, PasswordsSetInTheStoreWorkForEveryStoredMechanism) {
   EXPECT_EQ(scram_as("crayon").outcome, SaslOutcome::kSuccess);
   EXPECT_EQ(scram_as("pencil").outcome, SaslOutcome::kFailed);
 
-  // Unknown accounts have no keys; CRAM-MD5 has no stored key at all.
+  // Unknown accounts have no keys; with CRAM-MD5 off (the default) no key state is stored.
   auto none = (*store)->scram_sha256_keys("nobody@example.test");
   ASSERT_TRUE(none);
   EXPECT_FALSE(none->has_value());
-  auto cram = creds.cram_md5_key("bob@example.test");
+  auto cram = creds.cram_md5_state("bob@example.test");
   ASSERT_TRUE(cram);
   EXPECT_FALSE(cram->has_value());
+}
+
+// RFC 2104 test vectors (RFC 2202 2): HMAC-MD5 from the stored state equals the real HMAC,
+// for a short key, a key of exactly one block and a key longer than a block (hashed first).
+TEST(CramMd5StateTest, MatchesHmacMd5) {
+  for (std::string key : {"Jefe"s, std::string(64, 'k'), std::string(80, '\xaa'), "tanstaaftanstaaf"s}) {
+    for (std::string text : {"what do ya want for nothing?"s, ""s, std::string(200, 'x')}) {
+      auto real = crypto::hmac("MD5", key.size() > 64 ? *crypto::digest("MD5", key) : key, text);
+      auto from_state = hmac_md5_from_state(cram_md5_key_state(key), text);
+      ASSERT_TRUE(real && from_state);
+      EXPECT_EQ(crypto::to_hex(*from_state), crypto::to_hex(*real)) << key.size() << " " << text.size();
+    }
+  }
+  EXPECT_EQ(crypto::to_hex(*hmac_md5_from_state(cram_md5_key_state("Jefe"), "what do ya want for nothing?")),
+            "750c783e6ab0b503eaa86e310a5db738");
+  EXPECT_FALSE(hmac_md5_from_state("short", "x"));
+}
+
+// With CRAM-MD5 enabled the store keeps the key state (never the password) and the RFC 2195
+// exchange works against it; a password set with it disabled clears the state.
+TEST(SaslStoreTest, CramMd5AgainstStoredState) {
+  TempDir dir;
+  AccountStoreOptions options;
+  options.password_cost = kTestPasswordCost;
+  options.cram_md5 = true;
+  auto store = AccountStore::open(dir.db(), options);
+  ASSERT_TRUE(store) << store.error().message;
+  ASSERT_TRUE((*store)->add_domain("example.test"));
+  ASSERT_TRUE((*store)->add_user("tim@example.test", "tanstaaftanstaaf"));
+  StoreCredentialSource creds(**store);
+  auto login = [&](const std::string& user, const std::string& password) {
+    auto m = make_cram_md5(creds, std::string(kCramChallenge));
+    (void)m->start(std::nullopt);
+    auto digest = crypto::hmac("MD5", password, kCramChallenge);
+    return m->step(user + " " + crypto::to_hex(*digest)).outcome;
+  };
+  EXPECT_EQ(login("tim@example.test", "tanstaaftanstaaf"), SaslOutcome::kSuccess);
+  EXPECT_EQ(login("Tim@Example.TEST", "tanstaaftanstaaf"), SaslOutcome::kSuccess);
+  EXPECT_EQ(login("tim@example.test", "tanstaaftanstaaF"), SaslOutcome::kFailed);
+  EXPECT_EQ(login("nobody@example.test", "tanstaaftanstaaf"), SaslOutcome::kFailed);
+
+  // The stored column holds 32 octets of state, and not the password in any spelling.
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.db().c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT cram_md5_state FROM accounts", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  std::string stored(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+  sqlite3_finalize(st);
+  sqlite3_close(raw);
+  EXPECT_EQ(base64_decode(stored)->size(), 32u);
+  EXPECT_EQ(stored.find("tanstaaf"), std::string::npos);
+  EXPECT_EQ(stored.find(base64_encode("tanstaaftanstaaf").substr(0, 12)), std::string::npos);
+
+  AccountStoreOptions off;
+  off.password_cost = kTestPasswordCost;
+  auto plain_store = AccountStore::open(dir.db(), off);
+  ASSERT_TRUE(plain_store);
+  ASSERT_TRUE((*plain_store)->set_password("tim@example.test", "tanstaaftanstaaf"));
+  EXPECT_EQ(login("tim@example.test", "tanstaaftanstaaf"), SaslOutcome::kFailed);
 }
 
 }  // namespace
@@ -495,7 +559,7 @@ TEST(SaslStoreTest, SchemaVersion1IsMigratedAndOldAccountsHaveNoScramKeys) {
   sqlite3_stmt* st = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA user_version", -1, &st, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(st, 0), 2);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 3);
   sqlite3_finalize(st);
   sqlite3_close(raw);
 }

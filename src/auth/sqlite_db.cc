@@ -58,6 +58,13 @@ ALTER TABLE accounts ADD COLUMN scram_server_key TEXT NULL;
 PRAGMA user_version = 2;
 )sql";
 
+// Version 3: the CRAM-MD5 key state (cram_md5_state.h: the HMAC-MD5 chaining values, never the
+// password), base64 text, set with a new password only while CRAM-MD5 is enabled, else NULL.
+constexpr const char* kMigrateV3 = R"sql(
+ALTER TABLE accounts ADD COLUMN cram_md5_state TEXT NULL;
+PRAGMA user_version = 3;
+)sql";
+
 }  // namespace
 
 // ---- Stmt ----
@@ -192,6 +199,10 @@ base::Status Db::init_schema() {
   }
   if (*version == 1) {
     if (auto s = exec(kMigrateV2); !s) return s;
+    *version = 2;
+  }
+  if (*version == 2) {
+    if (auto s = exec(kMigrateV3); !s) return s;
   }
   return txn->commit();
 }

@@ -23,7 +23,7 @@
 namespace petrel::auth::sqlite {
 
 // The schema version this code writes and understands (PRAGMA user_version).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 enum class Step { kRow, kDone, kConstraint };
 

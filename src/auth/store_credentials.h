@@ -1,9 +1,9 @@
 // auth/store_credentials.h: the accounts store as the SASL mechanisms' CredentialSource.
 //
 // Promise: PLAIN and LOGIN are checked against the argon2id hash (AccountStore::verify_password,
-// unknown users at the same cost); SCRAM-SHA-256 reads the stored keys. CRAM-MD5 finds no key:
-// the store does not keep a password-equivalent secret (sasl_cram_md5.cc), so with CRAM-MD5
-// enabled every CRAM-MD5 attempt fails as a wrong password would.
+// unknown users at the same cost); SCRAM-SHA-256 reads the stored keys; CRAM-MD5 the stored
+// HMAC-MD5 key state (kept only for passwords set while CRAM-MD5 was enabled; without it the
+// attempt fails as a wrong password would).
 // Thread: as the AccountStore: one thread at a time (one source per blocking-pool thread).
 #pragma once
 
@@ -21,8 +21,8 @@ class StoreCredentialSource final : public CredentialSource {
   base::Result<std::optional<ScramKeys>> scram_sha256_keys(std::string_view authcid) override {
     return store_.scram_sha256_keys(authcid);
   }
-  base::Result<std::optional<std::string>> cram_md5_key(std::string_view) override {
-    return std::optional<std::string>();
+  base::Result<std::optional<std::string>> cram_md5_state(std::string_view authcid) override {
+    return store_.cram_md5_state(authcid);
   }
 
  private:

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/cram_md5_state.h"
 #include "auth/sasl.h"
 
 namespace {
@@ -36,9 +37,9 @@ class FakeCredentials : public petrel::auth::CredentialSource {
     if (authcid != "user") return std::optional<petrel::auth::ScramKeys>();
     return std::optional<petrel::auth::ScramKeys>(keys_);
   }
-  petrel::base::Result<std::optional<std::string>> cram_md5_key(std::string_view authcid) override {
+  petrel::base::Result<std::optional<std::string>> cram_md5_state(std::string_view authcid) override {
     if (authcid != "user") return std::optional<std::string>();
-    return std::optional<std::string>("pencil");
+    return std::optional<std::string>(petrel::auth::cram_md5_key_state("pencil"));
   }
 
  private:

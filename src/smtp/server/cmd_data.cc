@@ -4,6 +4,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
+#include "mail/date.h"
 #include "smtp/server/session.h"
 
 namespace petrel::smtp::server {
@@ -22,15 +23,6 @@ net::awaitable<base::Status> async_commit(queue::MessageWriter& writer) {
         });
       },
       net::asio::use_awaitable);
-}
-
-std::string rfc5322_date(std::int64_t epoch) {
-  std::time_t t = static_cast<std::time_t>(epoch);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
 }
 
 }  // namespace
@@ -97,6 +89,7 @@ std::optional<mail::Reply> Session::begin_message() {
   tx_.writer = std::move(writer).value();
   std::string received = received_header(tx_.writer->id());
   if (auto s = tx_.writer->append(received); !s) tx_.storage_failed = true;
+  tx_.submitted = !auth_user_.empty();
   return std::nullopt;
 }
 
@@ -109,7 +102,54 @@ void Session::absorb(std::string_view octets) {
     tx_.oversize = true;
     return;
   }
-  if (tx_.storage_failed || !tx_.writer) return;
+  // Submissions: the header section waits (bounded) until it can be checked.
+  if (tx_.submitted && !tx_.header.done()) {
+    octets = tx_.header.feed(octets);
+    if (!tx_.header.done()) return;
+    check_submitted_header();
+  }
+  store(octets);
+}
+
+// RFC 6409 8: a submission server may add what a message lacks. We add Date: and Message-ID:
+// above the client's header section (trace-field order aside, RFC 5322 3.6 does not order
+// fields), so every octet the client sent is stored as sent. RFC 5322 3.6.2: one From: field;
+// each of its addresses must be one the account owns (RFC 6409 6.1).
+void Session::check_submitted_header() {
+  if (tx_.header.too_large()) {
+    tx_.header_refusal = mail::reply(552, "5.3.4", "Message header section too large");
+    return;
+  }
+  auto facts = analyze_header(tx_.header.header());
+  if (facts.from_fields > 1) {
+    tx_.header_refusal = mail::reply(554, "5.6.0", "Message has more than one From: field");
+    return;
+  }
+  if (facts.from_fields == 1) {
+    auto addresses = parse_mailbox_list(facts.from_values.front());
+    if (!addresses) {
+      tx_.header_refusal = mail::reply(554, "5.6.0", "Cannot parse the From: field");
+      return;
+    }
+    for (const auto& a : *addresses) {
+      if (ctx_.sender_rights && !ctx_.sender_rights->may_use(auth_user_, a)) {
+        tx_.header_refusal =
+            mail::reply(553, "5.7.1", "<" + a.str() + ">: From: address not owned by the authenticated user");
+        return;
+      }
+    }
+  }
+  std::string added;
+  if (!facts.has_date) added += "Date: " + mail::rfc5322_date(tx_.envelope.received_at) + "\r\n";
+  if (!facts.has_message_id && tx_.writer) {
+    added += "Message-ID: <" + tx_.writer->id() + "@" + ctx_.config.server.hostname + ">\r\n";
+  }
+  store(added);
+  store(tx_.header.held());
+}
+
+void Session::store(std::string_view octets) {
+  if (octets.empty() || tx_.storage_failed || !tx_.writer) return;
   if (auto s = tx_.writer->append(octets); !s) {
     PETREL_LOG(kError, "smtp.queue_error", "session={} id={} error=\"{}\"", session_id_, tx_.writer->id(),
                base::log_escape(s.error().message));
@@ -164,6 +204,11 @@ net::awaitable<bool> Session::receive_bdat_chunk() {
 
 net::awaitable<void> Session::finish_message() {
   tx_.scanner.finish();
+  if (tx_.submitted && !tx_.header.done() && !tx_.oversize) {
+    // The message ended inside its header section (no body): all of it is header.
+    tx_.header.finish();
+    check_submitted_header();
+  }
   std::optional<mail::Reply> refusal;
   if (tx_.oversize) {
     refusal = mail::reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
@@ -176,6 +221,8 @@ net::awaitable<void> Session::finish_message() {
   } else if (tx_.scanner.received_headers() > limits_.max_received_headers) {
     // RFC 5321 6.3: a message that has gone round too often is in a loop.
     refusal = mail::reply(554, "5.4.0", "Too many hops (Received: headers), mail loop?");
+  } else if (tx_.header_refusal) {
+    refusal = tx_.header_refusal;
   } else if (tx_.storage_failed) {
     refusal = mail::reply(451, "4.3.0", "Requested action aborted: local problem in processing");
   }
@@ -214,7 +261,7 @@ std::string Session::received_header(const std::string& queue_id) const {
   if (tx_.envelope.recipients.size() == 1) {
     h += "\r\n\tfor <" + base::log_escape(tx_.envelope.recipients.front().address.str(), 300) + ">";
   }
-  h += ";\r\n\t" + rfc5322_date(tx_.envelope.received_at) + "\r\n";
+  h += ";\r\n\t" + mail::rfc5322_date(tx_.envelope.received_at) + "\r\n";
   return h;
 }
 

@@ -44,6 +44,12 @@ Session::Next Session::handle_ehlo(std::string_view args) {
   r.more = {"PIPELINING", "SIZE " + std::to_string(limits_.max_message_size), "8BITMIME", "SMTPUTF8",
             "ENHANCEDSTATUSCODES", "CHUNKING", "DSN"};
   if (ctx_.tls && !stream_.is_tls()) r.more.push_back("STARTTLS");
+  // RFC 4954 4 / RFC 6409 4.3: AUTH is offered once the channel is encrypted, never in clear.
+  if (auth_offered()) {
+    std::string line = "AUTH";
+    for (const auto& m : ctx_.sasl->mechanisms()) line += " " + m;
+    r.more.push_back(line);
+  }
   send(r);
   return Next::kContinue;
 }

@@ -5,6 +5,11 @@
 namespace petrel::smtp::server {
 
 Session::Next Session::handle_mail(std::string_view args) {
+  // RFC 6409 4.3: the submission service takes mail from authenticated users only.
+  if (submission() && auth_user_.empty()) {
+    send(530, "5.7.0", "Authentication required");
+    return count_error() ? Next::kClose : Next::kContinue;
+  }
   mail::MailFrom mf;
   if (auto err = mail::parse_mail_from(args, extensions(), mf)) {
     send(*err);
@@ -15,7 +20,13 @@ Session::Next Session::handle_mail(std::string_view args) {
     send(452, "4.3.1", "Insufficient system storage");
     return count_error() ? Next::kClose : Next::kContinue;
   }
+  // RFC 6409 6.1: an authenticated user sends as an address the account owns.
+  if (!auth_user_.empty() && ctx_.sender_rights && !ctx_.sender_rights->may_use(auth_user_, mf.sender)) {
+    send(553, "5.7.1", "<" + mf.sender.str() + ">: Sender address rejected: not owned by the authenticated user");
+    return count_error() ? Next::kClose : Next::kContinue;
+  }
   auto& env = tx_.envelope;
+  env.auth_user = auth_user_;
   env.sender = std::move(mf.sender);
   env.declared_size = mf.size;
   env.body = mf.body;
@@ -54,7 +65,7 @@ Session::Next Session::handle_rcpt(std::string_view args) {
       case auth::RecipientStatus::kNotOurDomain:
         // ARCHITECTURE.md "No open relay, ever": other domains only for trusted or
         // authenticated clients.
-        if (!client_trusted()) {
+        if (!client_trusted() && auth_user_.empty()) {
           send(554, "5.7.1", "<" + addr.str() + ">: Relay access denied");
           return count_error() ? Next::kClose : Next::kContinue;
         }

@@ -1,4 +1,4 @@
-// cmd_misc.cc: RSET, NOOP, QUIT, VRFY, EXPN, HELP, STARTTLS, AUTH.
+// cmd_misc.cc: RSET, NOOP, QUIT, VRFY, EXPN, HELP, STARTTLS.
 #include "smtp/server/session.h"
 
 namespace petrel::smtp::server {
@@ -39,7 +39,7 @@ Session::Next Session::handle_expn(std::string_view) {
 }
 
 Session::Next Session::handle_help(std::string_view) {
-  send(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");
+  send(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
   return Next::kContinue;
 }
 
@@ -58,11 +58,6 @@ Session::Next Session::handle_starttls(std::string_view args) {
   }
   send(220, "2.0.0", "Ready to start TLS");
   return Next::kStartTls;
-}
-
-Session::Next Session::handle_auth(std::string_view) {
-  send(502, "5.5.1", "AUTH not available");
-  return count_error() ? Next::kClose : Next::kContinue;
 }
 
 }  // namespace petrel::smtp::server

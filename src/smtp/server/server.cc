@@ -8,11 +8,11 @@ namespace petrel::smtp::server {
 
 class Server::Slot final : public ConnectionSlot {
  public:
-  Slot(Server& server, std::string ip) : server_(server), ip_(std::move(ip)) {}
-  ~Slot() override { server_.release(ip_); }
+  Slot(std::shared_ptr<Counters> counters, std::string ip) : counters_(std::move(counters)), ip_(std::move(ip)) {}
+  ~Slot() override { counters_->release(ip_); }
 
  private:
-  Server& server_;
+  std::shared_ptr<Counters> counters_;
   std::string ip_;
 };
 
@@ -56,8 +56,8 @@ void Server::stop() {
 }
 
 std::size_t Server::connections() const {
-  std::lock_guard lock(mu_);
-  return total_;
+  std::lock_guard lock(counters_->mu);
+  return counters_->total;
 }
 
 net::awaitable<void> Server::accept_loop(std::size_t index) {
@@ -106,22 +106,22 @@ net::awaitable<void> Server::accept_loop(std::size_t index) {
 }
 
 std::unique_ptr<ConnectionSlot> Server::admit(const std::string& ip) {
-  std::lock_guard lock(mu_);
-  auto& mine = per_ip_[ip];
-  if (total_ >= config_.smtp.max_connections || mine >= config_.smtp.max_connections_per_ip) {
-    if (mine == 0) per_ip_.erase(ip);
+  std::lock_guard lock(counters_->mu);
+  auto& mine = counters_->per_ip[ip];
+  if (counters_->total >= config_.smtp.max_connections || mine >= config_.smtp.max_connections_per_ip) {
+    if (mine == 0) counters_->per_ip.erase(ip);
     return nullptr;
   }
-  ++total_;
+  ++counters_->total;
   ++mine;
-  return std::make_unique<Slot>(*this, ip);
+  return std::make_unique<Slot>(counters_, ip);
 }
 
-void Server::release(const std::string& ip) {
-  std::lock_guard lock(mu_);
-  --total_;
-  auto it = per_ip_.find(ip);
-  if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
+void Server::Counters::release(const std::string& ip) {
+  std::lock_guard lock(mu);
+  --total;
+  auto it = per_ip.find(ip);
+  if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
 }
 
 }  // namespace petrel::smtp::server

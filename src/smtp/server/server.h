@@ -36,9 +36,16 @@ class Server {
 
  private:
   class Slot;
+  // The connection counters. Shared with every Slot, because sessions still open at shutdown
+  // are destroyed with their event loops, after the Server (serve.cc's teardown order).
+  struct Counters {
+    std::mutex mu;  // held only to count, never across I/O
+    std::size_t total = 0;
+    std::unordered_map<std::string, std::size_t> per_ip;
+    void release(const std::string& ip);
+  };
   net::awaitable<void> accept_loop(std::size_t listener_index);
   std::unique_ptr<ConnectionSlot> admit(const std::string& ip);
-  void release(const std::string& ip);
 
   const config::Config& config_;
   SessionContext* ctx_ = nullptr;
@@ -46,9 +53,7 @@ class Server {
   std::vector<std::unique_ptr<net::tcp::acceptor>> acceptors_;
   std::size_t next_loop_ = 0;
 
-  mutable std::mutex mu_;  // guards the counters below; held only to count, never across I/O
-  std::size_t total_ = 0;
-  std::unordered_map<std::string, std::size_t> per_ip_;
+  std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
 };
 
 }  // namespace petrel::smtp::server

@@ -1,6 +1,7 @@
 // session.cc: the session loop, the command table, replies and deadlines.
 #include "smtp/server/session.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include "base/log.h"
@@ -49,7 +50,8 @@ struct CommandTable {
       {mail::Verb::kHelp, kAnyState, &Session::handle_help, nullptr},
       {mail::Verb::kStartTls, bit(State::kConnected) | bit(State::kGreeted), &Session::handle_starttls,
        "STARTTLS not allowed during a mail transaction"},
-      {mail::Verb::kAuth, kAnyState, &Session::handle_auth, nullptr},
+      // RFC 4954 4: AUTH after EHLO, not during a mail transaction.
+      {mail::Verb::kAuth, bit(State::kGreeted), &Session::handle_auth, nullptr},
   };
 
   static const Row* find(mail::Verb verb) {
@@ -65,6 +67,8 @@ struct CommandTable {
     switch (row.verb) {
       case mail::Verb::kMail:
         return state == State::kConnected ? "Send EHLO or HELO first" : "Nested MAIL command";
+      case mail::Verb::kAuth:
+        return state == State::kConnected ? "Send EHLO first" : "AUTH not allowed during a mail transaction";
       case mail::Verb::kData:
         if (state == State::kChunking) return "DATA not allowed after BDAT";
         return state == State::kMail ? "Need RCPT before DATA" : "Need MAIL and RCPT before DATA";
@@ -82,7 +86,9 @@ Session::Session(SessionContext& ctx, const config::ListenerConfig& listener, ne
       stream_(std::move(socket)),
       deadline_(stream_.socket().get_executor()),
       slot_(std::move(slot)),
-      in_(std::max(kInputBufferSize, limits_.max_line_length + 2)) {
+      // RFC 4954 4: AUTH responses of 12,288 octets must fit, where AUTH may be offered.
+      in_(std::max({kInputBufferSize, limits_.max_line_length + 2,
+                    auth_configured() ? auth::kMaxResponseLength + 2 : std::size_t{0}})) {
   net::error_code ec;
   auto remote = stream_.socket().remote_endpoint(ec);
   if (!ec) {
@@ -176,6 +182,9 @@ net::awaitable<void> Session::run() {
           break;
         case Next::kStartTls:
           alive = co_await start_tls();
+          break;
+        case Next::kAuth:
+          alive = co_await authenticate();
           break;
       }
     }
@@ -286,8 +295,10 @@ net::awaitable<bool> Session::start_tls() {
     stream_.close();
     co_return false;
   }
-  // RFC 3207 4.2: forget everything learnt before the handshake.
+  // RFC 3207 4.2: forget everything learnt before the handshake, authentication included
+  // (RFC 4954 4).
   reset_transaction();
+  auth_user_.clear();
   state_ = State::kConnected;
   esmtp_ = false;
   helo_.clear();
@@ -308,6 +319,7 @@ mail::Extensions Session::extensions() const {
     return ext;
   }
   ext.max_size = limits_.max_message_size;
+  ext.auth = auth_offered();
   return ext;
 }
 

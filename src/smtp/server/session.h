@@ -9,6 +9,13 @@
 // Commands run through a table (kCommands in session.cc): each row names the states in which
 // the verb is allowed and the handler that runs it, one file per command family
 // (cmd_helo.cc, cmd_mail.cc, cmd_data.cc, cmd_misc.cc).
+// Listener policy (config::ListenerKind): "smtp" (MX) offers AUTH only with auth.allow_on_smtp;
+// "submission" and "submissions" require AUTH before MAIL (RFC 6409 4.3: 530 5.7.0). AUTH is
+// offered and accepted only over TLS (538 5.7.11 before it); its SASL steps, which may run
+// argon2id, go to the blocking pool and the session waits without holding its event loop
+// (cmd_auth.cc). An authenticated session may relay anywhere, but only with sender addresses
+// the account owns, in MAIL FROM and in From: (553 5.7.1), and its messages get Date: and
+// Message-ID: when they lack them (cmd_data.cc).
 // Not done here: accepting connections and counting them (server.h).
 // Thread: a session lives on one io_context thread.
 #pragma once
@@ -17,7 +24,12 @@
 #include <optional>
 #include <string>
 
+#include <boost/asio/thread_pool.hpp>
+
+#include "auth/auth_limiter.h"
 #include "auth/directory.h"
+#include "auth/sasl.h"
+#include "auth/sender_rights.h"
 #include "config/config.h"
 #include "mail/command.h"
 #include "mail/envelope.h"
@@ -26,6 +38,7 @@
 #include "net/stream.h"
 #include "queue/intake.h"
 #include "smtp/server/data_decoder.h"
+#include "smtp/server/submission_headers.h"
 
 namespace petrel::smtp::server {
 
@@ -35,6 +48,12 @@ struct SessionContext {
   auth::Directory& directory;
   queue::Intake& intake;
   net::asio::ssl::context* tls = nullptr;  // null: no STARTTLS offered
+  // AUTH (all four or none): the mechanisms, the shared failure counters, who may use which
+  // sender address, and the pool that runs SASL steps (blocking: argon2id, SQLite).
+  const auth::SaslServer* sasl = nullptr;
+  auth::AuthLimiter* auth_limiter = nullptr;
+  const auth::SenderRights* sender_rights = nullptr;
+  net::asio::thread_pool* blocking = nullptr;
 };
 
 // Released when the session ends (the server's connection counters).
@@ -62,7 +81,7 @@ class Session : public std::enable_shared_from_this<Session> {
   };
 
   // What the loop does after a handler has queued its reply.
-  enum class Next { kContinue, kClose, kData, kBdat, kStartTls };
+  enum class Next { kContinue, kClose, kData, kBdat, kStartTls, kAuth };
 
   // Handlers (one file per family). `args` is the text after the verb.
   Next handle_ehlo(std::string_view args);
@@ -103,10 +122,20 @@ class Session : public std::enable_shared_from_this<Session> {
   void reset_transaction();
   std::optional<mail::Reply> begin_message();
   void absorb(std::string_view octets);
+  void store(std::string_view octets);  // appends to the MessageWriter, noting storage failure
   std::string received_header(const std::string& queue_id) const;
   mail::Extensions extensions() const;
   bool client_trusted() const { return trusted_; }
   void log_reply(const mail::Reply& reply);
+  // AUTH (cmd_auth.cc).
+  bool auth_configured() const;  // this listener may offer AUTH at all
+  bool auth_offered() const;     // ... and it may right now (TLS is up)
+  bool submission() const;       // a submission listener: AUTH before MAIL
+  net::awaitable<bool> authenticate();
+  template <typename F>
+  net::awaitable<auth::SaslStep> run_step(F f);
+  // Submission checks of the header section, once it is complete (cmd_data.cc).
+  void check_submitted_header();
 
   SessionContext& ctx_;
   const config::ListenerConfig& listener_;
@@ -129,6 +158,13 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t replies_by_class_[4] = {};  // 2xx..5xx replies sent, for the disconnect log line
   std::string_view verb_;  // of the command being handled, for log lines
 
+  // Authentication (RFC 4954): once per session, forgotten by STARTTLS.
+  std::string auth_user_;  // the authenticated identity; empty: not authenticated
+  std::size_t auth_failures_ = 0;
+  std::unique_ptr<auth::SaslMechanism> sasl_;  // the exchange AUTH started
+  std::optional<std::string> sasl_initial_;    // its decoded initial response, if any
+  std::string sasl_response_;                  // the decoded response being stepped
+
   // The transaction (RFC 5321 3.3): from MAIL to the end of DATA/BDAT LAST or RSET.
   struct Transaction {
     mail::Envelope envelope;
@@ -138,6 +174,11 @@ class Session : public std::enable_shared_from_this<Session> {
     std::uint64_t size = 0;       // message octets from the client
     bool oversize = false;
     bool storage_failed = false;
+    // Authenticated sessions: the header section is held until complete, checked, and stored
+    // after our additions (Date:, Message-ID:).
+    bool submitted = false;
+    HeaderCollector header;
+    std::optional<mail::Reply> header_refusal;  // answer at the end of data instead of 250
   };
   Transaction tx_;
 

@@ -1,0 +1,111 @@
+// auth_limiter.cc: fixed-window failure counters with tarpit and lockout (auth_limiter.h).
+#include "auth/auth_limiter.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+
+#include "base/strings.h"
+
+namespace petrel::auth {
+
+namespace {
+constexpr std::size_t kMaxNameKey = 255;
+constexpr int kMaxTarpitFactor = 5;
+}  // namespace
+
+AuthLimiter::AuthLimiter(const base::Clock& clock, AuthLimiterOptions options)
+    : clock_(clock), options_(options) {}
+
+std::string AuthLimiter::ip_key(std::string_view ip) {
+  if (ip.find(':') == std::string_view::npos) return std::string(ip);
+  in6_addr a{};
+  if (::inet_pton(AF_INET6, std::string(ip).c_str(), &a) != 1) return std::string(ip);
+  for (int i = 8; i < 16; ++i) a.s6_addr[i] = 0;
+  char text[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET6, &a, text, sizeof text);
+  return std::string(text) + "/64";
+}
+
+bool AuthLimiter::locked(Table& table, const std::string& key, Time now) {
+  auto it = table.find(key);
+  return it != table.end() && it->second.locked_until > now;
+}
+
+bool AuthLimiter::ip_locked(std::string_view ip) {
+  std::lock_guard lock(mu_);
+  return locked(ips_, ip_key(ip), clock_.mono());
+}
+
+bool AuthLimiter::account_locked(std::string_view account) {
+  std::string key = base::to_lower(account.substr(0, kMaxNameKey));
+  std::lock_guard lock(mu_);
+  return locked(accounts_, key, clock_.mono());
+}
+
+void AuthLimiter::make_room(Table& table, Time now) {
+  if (table.size() < options_.max_entries) return;
+  // Expired windows and lockouts first: they no longer decide anything.
+  for (auto it = table.begin(); it != table.end();) {
+    const bool idle = now - it->second.window_start >= options_.window && it->second.locked_until <= now;
+    it = idle ? table.erase(it) : std::next(it);
+  }
+  if (table.size() < options_.max_entries) return;
+  // Still full (a flood from many addresses): forget the entry whose window is oldest.
+  auto oldest = std::min_element(table.begin(), table.end(), [](const auto& a, const auto& b) {
+    return a.second.window_start < b.second.window_start;
+  });
+  table.erase(oldest);
+}
+
+// One more failure for `key`; returns the count within the current window.
+std::size_t AuthLimiter::count(Table& table, const std::string& key, Time now) {
+  auto it = table.find(key);
+  if (it == table.end()) {
+    make_room(table, now);
+    it = table.emplace(key, Entry{0, now, {}}).first;
+  }
+  Entry& e = it->second;
+  if (now - e.window_start >= options_.window) {
+    e.failures = 0;
+    e.window_start = now;
+  }
+  ++e.failures;
+  if (e.failures >= options_.lockout_after) {
+    e.locked_until = now + options_.lockout;
+    // The lockout starts a new window: once it ends, the count starts from zero.
+    e.failures = 0;
+    e.window_start = now + options_.lockout;
+    return options_.lockout_after;
+  }
+  return e.failures;
+}
+
+std::chrono::milliseconds AuthLimiter::record_failure(std::string_view ip, std::string_view account) {
+  const Time now = clock_.mono();
+  std::lock_guard lock(mu_);
+  std::size_t n = count(ips_, ip_key(ip), now);
+  if (!account.empty()) n = std::max(n, count(accounts_, base::to_lower(account.substr(0, kMaxNameKey)), now));
+  if (n < options_.tarpit_after) return std::chrono::milliseconds(0);
+  auto factor = static_cast<int>(std::min<std::size_t>(n - options_.tarpit_after + 1, kMaxTarpitFactor));
+  return options_.tarpit_delay * factor;
+}
+
+void AuthLimiter::record_success(std::string_view account) {
+  std::string key = base::to_lower(account.substr(0, kMaxNameKey));
+  std::lock_guard lock(mu_);
+  auto it = accounts_.find(key);
+  if (it != accounts_.end() && it->second.locked_until <= clock_.mono()) accounts_.erase(it);
+}
+
+std::size_t AuthLimiter::tracked_ips() const {
+  std::lock_guard lock(mu_);
+  return ips_.size();
+}
+
+std::size_t AuthLimiter::tracked_accounts() const {
+  std::lock_guard lock(mu_);
+  return accounts_.size();
+}
+
+}  // namespace petrel::auth

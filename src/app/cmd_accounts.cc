@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -48,7 +49,11 @@ void with_store(const std::string& config_path, const Action& action) {
   make_data_dir(config.server.data_dir);
   base::Status status;
   {
-    auto store = auth::AccountStore::open(auth::database_path(config.server.data_dir));
+    // With CRAM-MD5 enabled, new passwords also store its key state (auth/cram_md5_state.h).
+    auth::AccountStoreOptions options;
+    options.cram_md5 = std::find(config.auth.mechanisms.begin(), config.auth.mechanisms.end(), "CRAM-MD5") !=
+                       config.auth.mechanisms.end();
+    auto store = auth::AccountStore::open(auth::database_path(config.server.data_dir), options);
     if (!store) fail(store.error().message);
     status = action(**store);
   }

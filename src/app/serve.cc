@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -22,11 +23,20 @@
 
 #include "app/common.h"
 #include "app/control.h"
+#include "app/outbound.h"
+#include "app/submit_socket.h"
+#include "auth/auth_limiter.h"
 #include "auth/directory_impl.h"
+#include "auth/gated_credentials.h"
+#include "auth/pooled_credentials.h"
+#include "auth/sasl.h"
+#include "auth/sender_rights.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "delivery/local_transport.h"
+#include "delivery/remote_transport.h"
+#include "delivery/router.h"
 #include "net/tls.h"
 #include "queue/intake_impl.h"
 #include "queue/scheduler.h"
@@ -167,12 +177,21 @@ int serve(const config::Config& c) {
       **spool, **directory,
       // One worker per delivery the scheduler may start at once (up to 32): workers mostly
       // wait on fsync, and concurrent deliveries into one mailbox share its directory sync.
-      delivery::LocalTransportOptions{c.server.data_dir, std::min<std::size_t>(c.queue.delivery_concurrency, 32), {}});
+      // Aliases that point to other domains are forwarded through the same intake.
+      delivery::LocalTransportOptions{c.server.data_dir, std::min<std::size_t>(c.queue.delivery_concurrency, 32), {},
+                                      intake.get()});
+  // Mail for other domains leaves through the remote transport (MX or smarthost, [remote]);
+  // the router sends each recipient to the local or the remote side by its domain.
+  auto remote = make_remote_transport(c, **spool);
+  if (!remote) die("cannot start outbound delivery: " + remote.error().message);
+  std::unique_ptr<delivery::RemoteTransport> remote_transport = std::move(remote).value();
+  delivery::Router router(**directory, *transport, *remote_transport);
   // The scheduler makes itself the intake's commit listener, so it hears of every message.
   // DSNs (bounces) go back in through the same intake.
   queue::SchedulerConfig sconfig = queue::SchedulerConfig::from(c.queue);
   sconfig.hostname = c.server.hostname;
-  auto scheduler = std::make_unique<queue::Scheduler>(**spool, *intake, *transport, clock, sconfig, intake.get());
+  sconfig.double_bounce_to = c.server.postmaster.empty() ? "postmaster@" + c.server.hostname : c.server.postmaster;
+  auto scheduler = std::make_unique<queue::Scheduler>(**spool, *intake, router, clock, sconfig, intake.get());
   if (auto s = scheduler->load(); !s) die("cannot load the queue: " + s.error().message);
   scheduler->start();
 
@@ -184,7 +203,33 @@ int serve(const config::Config& c) {
     PETREL_LOG(kError, "control.unavailable", "error=\"{}\"", base::log_escape(started.error().message));
   }
 
-  smtp::server::SessionContext ctx{c, **directory, *intake, tls->get()};
+  // SMTP AUTH: the SASL mechanisms over the accounts store (one SQLite connection per pool
+  // thread in use), their steps on a small pool of their own (argon2id must never run on an
+  // event loop), failure counters shared by every session, and who may send as what.
+  const bool cram_md5 = std::find(c.auth.mechanisms.begin(), c.auth.mechanisms.end(), "CRAM-MD5") != c.auth.mechanisms.end();
+  auth::AccountStoreOptions store_options;
+  store_options.cram_md5 = cram_md5;
+  auth::PooledStoreCredentials credentials(auth::database_path(c.server.data_dir), store_options);
+  auth::AuthLimiter auth_limiter(clock, auth::AuthLimiterOptions{c.auth.tarpit_after, c.auth.tarpit_delay,
+                                                                 c.auth.lockout_after, c.auth.failure_window,
+                                                                 c.auth.lockout, c.auth.max_tracked});
+  auth::GatedCredentials gated_credentials(credentials, auth_limiter);  // no argon2id for locked names
+  auth::SaslOptions sasl_options;
+  sasl_options.mechanisms = c.auth.mechanisms;
+  sasl_options.hostname = c.server.hostname;
+  auth::SaslServer sasl(gated_credentials, sasl_options);
+  auth::SenderRights sender_rights(**directory, c.auth.send_as);
+  net::asio::thread_pool auth_pool(c.auth.verify_threads);
+
+  // `petrel sendmail` queues through this socket, as the local user the kernel names.
+  std::unique_ptr<SubmitServer> submit;
+  if (auto started = SubmitServer::start(submit_socket_path(c.server.data_dir), c, *intake); started) {
+    submit = std::move(started).value();
+  } else {
+    PETREL_LOG(kError, "submit.unavailable", "error=\"{}\"", base::log_escape(started.error().message));
+  }
+
+  smtp::server::SessionContext ctx{c, **directory, *intake, tls->get(), &sasl, &auth_limiter, &sender_rights, &auth_pool};
   server->start(ctx);
 
   // SIGINT/SIGTERM: stop accepting and stop the loops. Transactions not yet acknowledged are
@@ -206,6 +251,8 @@ int serve(const config::Config& c) {
   loops[0]->run();
   for (auto& l : loops) l->stop();
   for (auto& w : workers) w.join();
+  // SASL steps in flight finish before the sessions waiting for them are destroyed.
+  auth_pool.join();
 
   // Teardown, in the order that keeps every callback's target alive: listeners, then the
   // sessions (their unfinished messages are aborted in the intake), then the scheduler's
@@ -216,7 +263,9 @@ int serve(const config::Config& c) {
   guards.clear();
   loops.clear();
   control.reset();
+  submit.reset();
   scheduler->stop();
+  remote_transport.reset();
   transport.reset();
   scheduler.reset();
   intake.reset();

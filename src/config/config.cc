@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -128,6 +129,7 @@ void read_server(Section s, ServerConfig& c) {
   s.string("data_dir", c.data_dir);
   s.string("user", c.user);
   s.integer("threads", c.threads, 0, 256);
+  s.string("postmaster", c.postmaster);
   s.finish();
 }
 
@@ -173,6 +175,27 @@ void read_smtp(Section s, SmtpConfig& c) {
   s.finish();
 }
 
+void read_dns(Section s, DnsConfig& c) {
+  if (auto* a = s.array("servers")) {
+    for (auto&& node : *a) {
+      auto v = node.value<std::string>();
+      std::string host;
+      std::uint16_t port = 0;
+      unsigned char addr[16];
+      // ub_ctx_set_fwd() takes addresses only: a name here would need a resolver to resolve it.
+      if (!v || !parse_host_port(*v, host, port) || port == 0 ||
+          (::inet_pton(AF_INET, host.c_str(), addr) != 1 && ::inet_pton(AF_INET6, host.c_str(), addr) != 1)) {
+        s.fail(node, "servers", "entries must be \"address:port\" such as \"192.0.2.53:53\" or \"[2001:db8::53]:53\"");
+      } else {
+        c.servers.push_back(*v);
+      }
+    }
+  }
+  s.duration("timeout", c.timeout);
+  s.string("dnssec_trust_anchor", c.dnssec_trust_anchor);
+  s.finish();
+}
+
 void read_queue(Section s, QueueConfig& c) {
   s.size("min_free_space", c.min_free_space, 0);
   s.size("segment_size", c.segment_size, 1 << 20);
@@ -180,13 +203,94 @@ void read_queue(Section s, QueueConfig& c) {
   s.duration("retry_first", c.retry_first);
   s.duration("retry_max", c.retry_max);
   s.duration("lifetime", c.lifetime);
+  s.duration("delay_warning", c.delay_warning);
   s.integer("delivery_concurrency", c.delivery_concurrency, 1, 10000);
   s.integer("active_limit", c.active_limit, 100, 100000000);
   s.finish();
 }
 
+bool tls_level_ok(const std::string& v) { return v == "none" || v == "opportunistic" || v == "required" || v == "verify"; }
+
+void read_remote(Section s, RemoteConfig& c, Errors& errors) {
+  s.integer("port", c.port, 1, 65535);
+  s.string("relay_host", c.relay_host);
+  s.string("relay_user", c.relay_user);
+  s.string("relay_password_file", c.relay_password_file);
+  s.string("tls", c.tls);
+  s.string("ca_file", c.ca_file);
+  s.integer("connections_per_destination", c.connections_per_destination, 1, 10000);
+  s.integer("max_connections", c.max_connections, 1, 100000);
+  s.integer("max_recipients", c.max_recipients, 1, 100000);
+  s.integer("max_messages_per_connection", c.max_messages_per_connection, 1, 1000000);
+  s.duration("connect_timeout", c.connect_timeout);
+  s.duration("command_timeout", c.command_timeout);
+  s.duration("data_timeout", c.data_timeout);
+  s.duration("idle_time", c.idle_time);
+  s.boolean("prefer_ipv4", c.prefer_ipv4);
+  if (auto* t = s.table("tls_policy")) {
+    for (auto&& [key, node] : *t) {
+      auto v = node.value<std::string>();
+      if (!v || !tls_level_ok(*v)) {
+        errors.add(node.source(), "remote.tls_policy." + std::string(key.str()),
+                   "must be \"none\", \"opportunistic\", \"required\" or \"verify\"");
+      } else {
+        c.tls_policy[base::to_lower(key.str())] = *v;
+      }
+    }
+  }
+  s.finish();
+}
+
 void read_accounts(Section s, AccountsConfig& c) {
   s.string("subaddress_separator", c.subaddress_separator);
+  s.finish();
+}
+
+void read_auth(Section s, AuthConfig& c, Errors& errors) {
+  if (auto* a = s.array("mechanisms")) {
+    c.mechanisms.clear();
+    for (auto&& node : *a) {
+      auto v = node.value<std::string>();
+      std::string name = v ? *v : "";
+      for (char& ch : name) ch = base::ascii_upper(ch);
+      if (name != "PLAIN" && name != "LOGIN" && name != "SCRAM-SHA-256" && name != "CRAM-MD5") {
+        s.fail(node, "mechanisms", "entries must be \"PLAIN\", \"LOGIN\", \"SCRAM-SHA-256\" or \"CRAM-MD5\"");
+      } else if (std::find(c.mechanisms.begin(), c.mechanisms.end(), name) != c.mechanisms.end()) {
+        s.fail(node, "mechanisms", name + " is listed twice");
+      } else {
+        c.mechanisms.push_back(name);
+      }
+    }
+  }
+  s.boolean("allow_on_smtp", c.allow_on_smtp);
+  s.integer("max_failures", c.max_failures, 1, 100);
+  s.integer("tarpit_after", c.tarpit_after, 1, 1000000);
+  s.duration("tarpit_delay", c.tarpit_delay);
+  s.integer("lockout_after", c.lockout_after, 1, 1000000);
+  s.duration("failure_window", c.failure_window);
+  s.duration("lockout", c.lockout);
+  s.integer("max_tracked", c.max_tracked, 100, 100000000);
+  s.integer("verify_threads", c.verify_threads, 1, 64);
+  if (auto* t = s.table("send_as")) {
+    for (auto&& [key, node] : *t) {
+      auto* a = node.as_array();
+      std::vector<std::string> addresses;
+      bool ok = a != nullptr;
+      if (a) {
+        for (auto&& e : *a) {
+          auto v = e.value<std::string>();
+          if (!v || v->empty() || v->find('@') == std::string::npos) ok = false;
+          else addresses.push_back(*v);
+        }
+      }
+      if (!ok) {
+        errors.add(node.source(), "auth.send_as." + std::string(key.str()),
+                   "must be an array of addresses (\"a@example.org\") or domains (\"@example.org\")");
+      } else {
+        c.send_as[std::string(key.str())] = std::move(addresses);
+      }
+    }
+  }
   s.finish();
 }
 
@@ -232,6 +336,20 @@ void validate(const Config& c, Errors& errors) {
     errors.add("tls.min_version", "must be \"1.2\" or \"1.3\"");
   }
   if (c.listeners.empty()) errors.add("listener", "at least one [[listener]] is needed");
+  if (!tls_level_ok(c.remote.tls)) errors.add("remote.tls", "must be \"none\", \"opportunistic\", \"required\" or \"verify\"");
+  if (!c.remote.relay_host.empty()) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (!parse_host_port(c.remote.relay_host, host, port)) errors.add("remote.relay_host", "must be \"host:port\" or \"[v6]:port\"");
+  }
+  if (!c.remote.relay_user.empty() && c.remote.relay_password_file.empty()) {
+    errors.add("remote.relay_password_file", "is needed with remote.relay_user");
+  }
+  if (c.dns.timeout < std::chrono::milliseconds(100) || c.dns.timeout > std::chrono::minutes(5)) {
+    errors.add("dns.timeout", "must be between 100ms and 5m");
+  }
+  if (c.auth.tarpit_delay > std::chrono::seconds(60)) errors.add("auth.tarpit_delay", "must be at most 60s");
+  if (c.auth.lockout_after < c.auth.tarpit_after) errors.add("auth.lockout_after", "must be at least auth.tarpit_after");
   if (c.accounts.subaddress_separator.size() > 1) {
     errors.add("accounts.subaddress_separator", "must be one character or empty");
   }
@@ -256,7 +374,10 @@ base::Result<Config> parse_config(std::string_view text, const std::string& sour
   read_tls(Section(top.table("tls"), "tls.", errors), config.tls);
   read_smtp(Section(top.table("smtp"), "smtp.", errors), config.smtp);
   read_queue(Section(top.table("queue"), "queue.", errors), config.queue);
+  read_dns(Section(top.table("dns"), "dns.", errors), config.dns);
   read_accounts(Section(top.table("accounts"), "accounts.", errors), config.accounts);
+  read_auth(Section(top.table("auth"), "auth.", errors), config.auth, errors);
+  read_remote(Section(top.table("remote"), "remote.", errors), config.remote, errors);
   read_listeners(top, config, errors);
   top.finish();
   validate(config, errors);
@@ -362,7 +483,7 @@ std::string to_toml(const Config& c) {
   auto size = [](std::uint64_t b) { return quote(base::format_size(b)); };
   o << "# effective configuration of " << c.source << "\n\n";
   o << "[server]\nhostname = " << quote(c.server.hostname) << "\ndata_dir = " << quote(c.server.data_dir)
-    << "\nuser = " << quote(c.server.user) << "\nthreads = " << c.server.threads << "\n\n";
+    << "\nuser = " << quote(c.server.user) << "\nthreads = " << c.server.threads << "\npostmaster = " << quote(c.server.postmaster) << "\n\n";
   o << "[log]\nlevel = " << quote(std::string(base::log::level_name(c.log.level))) << "\nfile = " << quote(c.log.file)
     << "\n\n";
   o << "[tls]\ncert_file = " << quote(c.tls.cert_file) << "\nkey_file = " << quote(c.tls.key_file)
@@ -379,10 +500,41 @@ std::string to_toml(const Config& c) {
   o << "]\n\n";
   o << "[queue]\nmin_free_space = " << size(c.queue.min_free_space) << "\nsegment_size = " << size(c.queue.segment_size)
     << "\nmemory_per_message = " << size(c.queue.memory_per_message) << "\nretry_first = " << dur(c.queue.retry_first)
-    << "\nretry_max = " << dur(c.queue.retry_max) << "\nlifetime = " << dur(c.queue.lifetime)
+    << "\nretry_max = " << dur(c.queue.retry_max) << "\nlifetime = " << dur(c.queue.lifetime) << "\ndelay_warning = " << dur(c.queue.delay_warning)
     << "\ndelivery_concurrency = " << c.queue.delivery_concurrency
     << "\nactive_limit = " << c.queue.active_limit << "\n\n";
+  o << "[dns]\nservers = [";
+  for (std::size_t i = 0; i < c.dns.servers.size(); ++i) o << (i ? ", " : "") << quote(c.dns.servers[i]);
+  o << "]\ntimeout = " << dur(c.dns.timeout) << "\ndnssec_trust_anchor = " << quote(c.dns.dnssec_trust_anchor) << "\n\n";
   o << "[accounts]\nsubaddress_separator = " << quote(c.accounts.subaddress_separator) << "\n";
+  o << "\n[remote]\nport = " << c.remote.port << "\nrelay_host = " << quote(c.remote.relay_host)
+    << "\nrelay_user = " << quote(c.remote.relay_user) << "\nrelay_password_file = " << quote(c.remote.relay_password_file)
+    << "\ntls = " << quote(c.remote.tls) << "\nca_file = " << quote(c.remote.ca_file)
+    << "\nconnections_per_destination = " << c.remote.connections_per_destination
+    << "\nmax_connections = " << c.remote.max_connections << "\nmax_recipients = " << c.remote.max_recipients
+    << "\nmax_messages_per_connection = " << c.remote.max_messages_per_connection
+    << "\nconnect_timeout = " << dur(c.remote.connect_timeout) << "\ncommand_timeout = " << dur(c.remote.command_timeout)
+    << "\ndata_timeout = " << dur(c.remote.data_timeout) << "\nidle_time = " << dur(c.remote.idle_time)
+    << "\nprefer_ipv4 = " << (c.remote.prefer_ipv4 ? "true" : "false") << "\n";
+  if (!c.remote.tls_policy.empty()) {
+    o << "\n[remote.tls_policy]\n";
+    for (const auto& [domain, level] : c.remote.tls_policy) o << quote(domain) << " = " << quote(level) << "\n";
+  }
+  o << "\n[auth]\nmechanisms = [";
+  for (std::size_t i = 0; i < c.auth.mechanisms.size(); ++i) o << (i ? ", " : "") << quote(c.auth.mechanisms[i]);
+  o << "]\nallow_on_smtp = " << (c.auth.allow_on_smtp ? "true" : "false") << "\nmax_failures = " << c.auth.max_failures
+    << "\ntarpit_after = " << c.auth.tarpit_after << "\ntarpit_delay = " << dur(c.auth.tarpit_delay)
+    << "\nlockout_after = " << c.auth.lockout_after << "\nfailure_window = " << dur(c.auth.failure_window)
+    << "\nlockout = " << dur(c.auth.lockout) << "\nmax_tracked = " << c.auth.max_tracked
+    << "\nverify_threads = " << c.auth.verify_threads << "\n";
+  if (!c.auth.send_as.empty()) {
+    o << "\n[auth.send_as]\n";
+    for (const auto& [account, addresses] : c.auth.send_as) {
+      o << quote(account) << " = [";
+      for (std::size_t i = 0; i < addresses.size(); ++i) o << (i ? ", " : "") << quote(addresses[i]);
+      o << "]\n";
+    }
+  }
   for (const auto& l : c.listeners) {
     const char* kind = l.kind == ListenerKind::kSmtp ? "smtp" : l.kind == ListenerKind::kSubmission ? "submission" : "submissions";
     o << "\n[[listener]]\nname = " << quote(l.name) << "\nkind = " << quote(kind) << "\naddress = " << quote(l.address) << "\n";

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct ServerConfig {
   std::string data_dir = "/var/lib/petrel";
   std::string user = "petrel";         // started as root: drop to this user after binding
   unsigned threads = 0;                // event-loop threads; 0 = one per core
+  std::string postmaster;              // gets double bounces; empty = "postmaster@<hostname>"
 };
 
 struct LogConfig {
@@ -72,6 +74,15 @@ struct SmtpConfig {
   std::vector<Network> trusted_networks;  // may relay without AUTH
 };
 
+// The resolver (dns::UnboundResolver); docs/config.md "[dns]".
+struct DnsConfig {
+  // Forwarders as "address:port" / "[v6]:port" (addresses, not names); empty = the system's
+  // /etc/resolv.conf. Tests point this at a fake DNS server on loopback.
+  std::vector<std::string> servers;
+  milliseconds timeout{std::chrono::seconds(10)};  // per lookup; then a temporary failure
+  std::string dnssec_trust_anchor;  // trust anchor file (e.g. /usr/share/dns/root.key); empty = no DNSSEC validation
+};
+
 struct QueueConfig {
   std::uint64_t min_free_space = 100ULL << 20;  // refuse MAIL (452 4.3.1) below this
   std::uint64_t segment_size = 64ULL << 20;    // spool log segment size before rolling over
@@ -79,12 +90,55 @@ struct QueueConfig {
   milliseconds retry_first{std::chrono::minutes(5)};  // first retry of a deferred recipient
   milliseconds retry_max{std::chrono::hours(1)};      // retries double up to this interval
   milliseconds lifetime{std::chrono::hours(24 * 5)};  // then the recipient expires
-  std::size_t delivery_concurrency = 20;              // deliveries in flight at once
+  milliseconds delay_warning{std::chrono::hours(4)};  // still deferred after this: one delay DSN; 0 = off
+  std::size_t delivery_concurrency = 100;             // deliveries in flight at once, local and remote together
   std::size_t active_limit = 100000;                 // pending messages held in memory (the rest wait on disk)
 };
 
 struct AccountsConfig {
   std::string subaddress_separator = "+";  // "" disables subaddressing
+};
+
+// Outbound SMTP (delivery/remote); docs/config.md "[remote]".
+struct RemoteConfig {
+  std::uint16_t port = 25;  // the next hops' SMTP port (MX hosts; a test's fake server)
+  // "host:port" ("[v6]:port"): every message to another domain goes through this smarthost,
+  // with no MX lookup. Empty = MX routing (RFC 5321 5).
+  std::string relay_host;
+  std::string relay_user;           // AUTH PLAIN/LOGIN to the relay host; empty = no AUTH
+  std::string relay_password_file;  // its first line is the password (keep it mode 0600)
+  // "none" | "opportunistic" (STARTTLS when offered, plain if the handshake fails) |
+  // "required" (STARTTLS or defer; not verified) | "verify" (and the certificate must match).
+  std::string tls = "opportunistic";
+  std::map<std::string, std::string> tls_policy;  // [remote.tls_policy] domain -> level
+  std::string ca_file;  // for "verify"; empty = the system's CA store
+  std::size_t connections_per_destination = 20;
+  std::size_t max_connections = 200;           // outbound connections in all
+  std::size_t max_recipients = 50;             // RCPTs per transaction (more make more transactions)
+  std::size_t max_messages_per_connection = 100;  // then QUIT and a new connection
+  milliseconds connect_timeout{std::chrono::seconds(30)};
+  milliseconds command_timeout{std::chrono::minutes(5)};  // greeting, EHLO, MAIL, RCPT, ... (RFC 5321 4.5.3.2)
+  milliseconds data_timeout{std::chrono::minutes(10)};    // each body write and the reply to "."
+  milliseconds idle_time{std::chrono::seconds(5)};        // an idle connection waits this long for more mail
+  bool prefer_ipv4 = false;
+};
+
+// SMTP AUTH (RFC 4954) and submission policy (RFC 6409); docs/config.md "[auth]".
+struct AuthConfig {
+  // SASL mechanisms offered after TLS, by name. CRAM-MD5 is off by default: it needs a
+  // password-equivalent key state in the accounts store (stored only while it is listed).
+  std::vector<std::string> mechanisms{"PLAIN", "LOGIN", "SCRAM-SHA-256"};
+  bool allow_on_smtp = false;       // also offer AUTH on kind = "smtp" listeners (after STARTTLS)
+  std::size_t max_failures = 3;     // failed AUTH per connection, then 421 4.7.0 and close
+  std::size_t tarpit_after = 3;     // failures (per client address or account) before 535s are delayed
+  milliseconds tarpit_delay{std::chrono::seconds(2)};
+  std::size_t lockout_after = 10;   // failures within failure_window, then AUTH is refused (454 4.7.0)
+  milliseconds failure_window{std::chrono::minutes(15)};
+  milliseconds lockout{std::chrono::minutes(15)};
+  std::size_t max_tracked = 100000;  // client addresses (and account names) counted at once
+  unsigned verify_threads = 2;       // threads that check passwords (argon2id), off the event loops
+  // [auth.send_as]: account -> further sender addresses ("a@b") or domains ("@b") it may use.
+  std::map<std::string, std::vector<std::string>> send_as;
 };
 
 struct Config {
@@ -94,8 +148,11 @@ struct Config {
   std::vector<ListenerConfig> listeners;
   TlsConfig tls;
   SmtpConfig smtp;
+  DnsConfig dns;
   QueueConfig queue;
   AccountsConfig accounts;
+  AuthConfig auth;
+  RemoteConfig remote;
 };
 
 // Reads and validates a TOML file.

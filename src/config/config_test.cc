@@ -78,6 +78,29 @@ TEST(Config, EffectiveConfigRoundTrips) {
   EXPECT_EQ(again->listeners[1].kind, ListenerKind::kSubmissions);
 }
 
+TEST(Config, DnsSection) {
+  auto c = parse_config(std::string(kMinimal) +
+                            "[dns]\nservers = [\"127.0.0.1:5353\", \"[::1]:53\"]\ntimeout = \"2s\"\n"
+                            "dnssec_trust_anchor = \"/usr/share/dns/root.key\"\n",
+                        "t.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->dns.servers, (std::vector<std::string>{"127.0.0.1:5353", "[::1]:53"}));
+  EXPECT_EQ(c->dns.timeout, std::chrono::seconds(2));
+  EXPECT_EQ(c->dns.dnssec_trust_anchor, "/usr/share/dns/root.key");
+  auto d = parse_config(kMinimal, "t.toml");
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->dns.servers.empty());
+  EXPECT_EQ(d->dns.timeout, std::chrono::seconds(10));
+
+  auto bad = parse_config(std::string(kMinimal) + "[dns]\nservers = [\"ns.example.org:53\", \"127.0.0.1\", 53]\ntimeout = \"1ms\"\n",
+                          "t.toml");
+  ASSERT_FALSE(bad);
+  const auto& m = bad.error().message;
+  EXPECT_EQ(std::count(m.begin(), m.end(), '\n'), 3) << m;
+  EXPECT_NE(m.find("dns.servers: entries must be"), std::string::npos) << m;
+  EXPECT_NE(m.find("dns.timeout: must be between"), std::string::npos) << m;
+}
+
 TEST(Networks, ContainsAddresses) {
   Network n;
   ASSERT_TRUE(parse_network("192.0.2.0/24", n));
@@ -103,6 +126,38 @@ TEST(HostPort, Parses) {
   EXPECT_FALSE(parse_host_port("::1:587", h, p));
   EXPECT_FALSE(parse_host_port("host:99999", h, p));
   EXPECT_FALSE(parse_host_port("host:", h, p));
+}
+
+// [auth]: mechanisms by name (case-insensitive, known ones only, once each), limits, and
+// [auth.send_as] grants; the effective config reads back the same.
+TEST(Config, AuthSection) {
+  auto c = parse_config(std::string(kMinimal) +
+                            "[auth]\nmechanisms = [\"plain\", \"CRAM-MD5\"]\nallow_on_smtp = true\nmax_failures = 5\n"
+                            "tarpit_delay = \"1s\"\n[auth.send_as]\n\"a@example.org\" = [\"b@example.org\", \"@c.example\"]\n",
+                        "t.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->auth.mechanisms, (std::vector<std::string>{"PLAIN", "CRAM-MD5"}));
+  EXPECT_TRUE(c->auth.allow_on_smtp);
+  EXPECT_EQ(c->auth.max_failures, 5u);
+  EXPECT_EQ(c->auth.tarpit_delay, std::chrono::seconds(1));
+  ASSERT_EQ(c->auth.send_as.count("a@example.org"), 1u);
+  EXPECT_EQ(c->auth.send_as.at("a@example.org"), (std::vector<std::string>{"b@example.org", "@c.example"}));
+  auto again = parse_config(to_toml(*c), "again.toml");
+  ASSERT_TRUE(again) << again.error().message << "\n" << to_toml(*c);
+  EXPECT_EQ(again->auth.mechanisms, c->auth.mechanisms);
+  EXPECT_EQ(again->auth.send_as, c->auth.send_as);
+
+  auto defaults = parse_config(kMinimal, "t.toml");
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->auth.mechanisms, (std::vector<std::string>{"PLAIN", "LOGIN", "SCRAM-SHA-256"}));
+  EXPECT_FALSE(defaults->auth.allow_on_smtp);
+
+  for (const char* bad : {"[auth]\nmechanisms = [\"DIGEST-MD5\"]\n", "[auth]\nmechanisms = [\"PLAIN\", \"plain\"]\n",
+                          "[auth]\nmax_failures = 0\n", "[auth]\ntarpit_after = 5\nlockout_after = 4\n",
+                          "[auth]\nnonsense = 1\n", "[auth.send_as]\n\"a@example.org\" = \"b@example.org\"\n",
+                          "[auth.send_as]\n\"a@example.org\" = [\"nobody\"]\n"}) {
+    EXPECT_FALSE(parse_config(std::string(kMinimal) + bad, "t.toml")) << bad;
+  }
 }
 
 // docs/config.md must list every key the program knows, in its section, with its default.

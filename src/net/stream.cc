@@ -2,6 +2,7 @@
 #include "net/stream.h"
 
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 namespace petrel::net {
 
@@ -21,6 +22,23 @@ awaitable<error_code> Stream::write(asio::const_buffer buffer) {
 awaitable<error_code> Stream::start_tls(asio::ssl::context& context) {
   tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, context);
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_nothrow);
+  co_return ec;
+}
+
+awaitable<error_code> Stream::start_tls_client(asio::ssl::context& context, const std::string& server_name) {
+  tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, context);
+  SSL* ssl = tls_->native_handle();
+  error_code address_ec;
+  bool is_ip = server_name.empty() || (asio::ip::make_address(server_name, address_ec), !address_ec);
+  // RFC 6066 3: SNI carries a DNS name only, never an address literal.
+  if (!is_ip) SSL_set_tlsext_host_name(ssl, server_name.c_str());
+  if (!server_name.empty() && (SSL_CTX_get_verify_mode(context.native_handle()) & SSL_VERIFY_PEER) != 0) {
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name.c_str())
+                   : SSL_set1_host(ssl, server_name.c_str());
+    if (ok != 1) co_return error_code(asio::error::invalid_argument);
+  }
+  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, use_nothrow);
   co_return ec;
 }
 

@@ -25,6 +25,10 @@ class Stream {
   awaitable<error_code> write(asio::const_buffer buffer);
   // Server-side handshake; on success all further I/O is encrypted.
   awaitable<error_code> start_tls(asio::ssl::context& context);
+  // Client-side handshake (outgoing STARTTLS). server_name goes in SNI unless it is an IP
+  // literal or empty; when the context verifies peers (make_client_tls_context with verify),
+  // the certificate must also match server_name (RFC 6125 DNS-ID, no partial wildcards).
+  awaitable<error_code> start_tls_client(asio::ssl::context& context, const std::string& server_name);
 
   bool is_tls() const { return tls_ != nullptr; }
   // "TLSv1.3 TLS_AES_256_GCM_SHA384" (for Received: and logs); empty when plain.

@@ -100,4 +100,26 @@ base::Result<std::shared_ptr<asio::ssl::context>> make_server_tls_context(const 
   return ctx;
 }
 
+base::Result<std::shared_ptr<asio::ssl::context>> make_client_tls_context(const ClientTlsSettings& settings) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  SSL_CTX* native = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
+  if (!settings.verify) {
+    // Opportunistic (RFC 7435): encryption without authentication; any certificate will do.
+    SSL_CTX_set_verify(native, SSL_VERIFY_NONE, nullptr);
+    return ctx;
+  }
+  if (!settings.ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(native, settings.ca_file.c_str(), nullptr) != 1) {
+      return base::permanent_error("cannot load TLS CA file " + settings.ca_file);
+    }
+  } else if (SSL_CTX_set_default_verify_paths(native) != 1) {
+    return base::permanent_error("cannot load the system TLS CA store");
+  }
+  SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+  return ctx;
+}
+
 }  // namespace petrel::net

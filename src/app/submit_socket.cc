@@ -1,0 +1,333 @@
+// submit_socket.cc: the local submission socket's threads and protocol (submit_socket.h).
+#include "app/submit_socket.h"
+
+#include <poll.h>
+#include <pwd.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <future>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "base/log.h"
+#include "base/strings.h"
+#include "mail/date.h"
+
+namespace petrel::app {
+namespace {
+
+constexpr int kReadSeconds = 60;
+constexpr std::size_t kMaxLine = 1024;
+constexpr std::size_t kMaxChunk = 64 * 1024;
+
+struct Failure {
+  std::string reply;  // "error 451 4.3.0 ..."
+};
+
+// A connection's input: bounded line and chunk reads, each within kReadSeconds.
+class Reader {
+ public:
+  Reader(int fd, int stop_fd) : fd_(fd), stop_fd_(stop_fd) {}
+
+  bool fill() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kReadSeconds);
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+      int n = ::poll(p, 2, static_cast<int>(left.count()));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0 || p[1].revents) return false;
+      char buf[16384];
+      ssize_t got = ::read(fd_, buf, sizeof buf);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+      buf_.append(buf, static_cast<std::size_t>(got));
+      return true;
+    }
+  }
+  std::optional<std::string> line() {
+    for (;;) {
+      auto nl = buf_.find('\n');
+      if (nl != std::string::npos) {
+        std::string l = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        return l;
+      }
+      if (buf_.size() > kMaxLine || !fill()) return std::nullopt;
+    }
+  }
+  // Exactly n octets, handed to `sink` as they arrive.
+  template <typename Sink>
+  bool octets(std::size_t n, Sink sink) {
+    while (n > 0) {
+      if (buf_.empty() && !fill()) return false;
+      std::size_t take = std::min(n, buf_.size());
+      sink(std::string_view(buf_).substr(0, take));
+      buf_.erase(0, take);
+      n -= take;
+    }
+    return true;
+  }
+
+ private:
+  int fd_, stop_fd_;
+  std::string buf_;
+};
+
+void write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+// An address as sendmail users write it: "user@domain", "<user@domain>", or a bare local
+// name, which means that name at our host name.
+std::optional<mail::Address> local_address(std::string_view text, const std::string& hostname) {
+  text = base::trim(text);
+  if (text.size() >= 2 && text.front() == '<' && text.back() == '>') text = text.substr(1, text.size() - 2);
+  if (text.empty()) return std::nullopt;
+  std::string full(text);
+  if (full.find('@') == std::string::npos) full += "@" + hostname;
+  auto a = mail::parse_address(full);
+  if (!a || a->domain.empty()) return std::nullopt;
+  return std::move(a).value();
+}
+
+}  // namespace
+
+std::string submit_socket_path(const std::string& data_dir) { return data_dir + "/submit.sock"; }
+
+struct SubmitServer::Impl {
+  Impl(std::string p, const config::Config& c, queue::Intake& i) : path(std::move(p)), config(c), intake(i) {}
+
+  std::string path;
+  const config::Config& config;
+  queue::Intake& intake;
+  int listen_fd = -1;
+  int stop_fd = -1;
+  std::thread acceptor;
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::mutex mu;  // guards workers
+  std::list<Worker> workers;
+  std::atomic<std::size_t> active{0};
+
+  ~Impl() {
+    if (stop_fd >= 0) {
+      std::uint64_t one = 1;
+      (void)!::write(stop_fd, &one, sizeof one);
+    }
+    if (acceptor.joinable()) acceptor.join();
+    {
+      std::lock_guard lock(mu);
+      for (auto& w : workers) w.thread.join();
+    }
+    if (listen_fd >= 0) {
+      ::close(listen_fd);
+      ::unlink(path.c_str());
+    }
+    if (stop_fd >= 0) ::close(stop_fd);
+  }
+
+  void accept_loop() {
+    for (;;) {
+      pollfd p[2] = {{listen_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+      int n = ::poll(p, 2, -1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 || p[1].revents) return;
+      int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      if (active.load() >= kMaxSubmitClients) {
+        write_all(fd, "error 421 4.3.2 too many local submissions at once, try again later\n");
+        ::close(fd);
+        continue;
+      }
+      ++active;
+      std::lock_guard lock(mu);
+      // Finished threads are joined here, so the list holds at most the running ones plus
+      // those that ended since the last connection.
+      for (auto it = workers.begin(); it != workers.end();) {
+        if (it->done->load()) {
+          it->thread.join();
+          it = workers.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      workers.push_back(Worker{std::thread([this, fd, done] {
+                                 serve(fd);
+                                 ::close(fd);
+                                 --active;
+                                 done->store(true);
+                               }),
+                               done});
+    }
+  }
+
+  void serve(int fd) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      write_all(fd, "error 451 4.3.0 cannot identify the local user\n");
+      return;
+    }
+    std::string reply = submit(fd, cred);
+    write_all(fd, reply + "\n");
+  }
+
+  std::string submit(int fd, const ucred& cred) {
+    const std::string& host = config.server.hostname;
+    passwd pw{};
+    passwd* found = nullptr;
+    char pwbuf[4096];
+    std::string user = (::getpwuid_r(cred.uid, &pw, pwbuf, sizeof pwbuf, &found) == 0 && found)
+                           ? std::string(found->pw_name)
+                           : "uid" + std::to_string(cred.uid);
+    const bool privileged = cred.uid == 0 || cred.uid == ::getuid();
+    Reader in(fd, stop_fd);
+
+    // The envelope.
+    mail::Envelope env;
+    auto own = local_address(user, host);
+    if (!own) return "error 553 5.1.7 no usable address for local user " + base::log_escape(user, 64);
+    env.sender = *own;
+    std::string warning;
+    std::optional<std::string> line;
+    while ((line = in.line())) {
+      std::string_view l = *line;
+      if (l.starts_with("SENDER ")) {
+        auto text = base::trim(l.substr(7));
+        if (text == "<>") {
+          env.sender = mail::Address{};
+        } else {
+          auto a = local_address(text, host);
+          if (!a) return "error 553 5.1.7 bad sender address";
+          env.sender = *a;
+        }
+        if (!privileged && !(env.sender == *own)) {
+          warning = "X-Authentication-Warning: " + host + ": " + user + " set sender to <" + env.sender.str() +
+                    "> using -f\r\n";
+        }
+      } else if (l.starts_with("RCPT ")) {
+        auto a = local_address(l.substr(5), host);
+        if (!a) return "error 553 5.1.3 bad recipient address: " + base::log_escape(l.substr(5), 100);
+        if (env.recipients.size() >= config.smtp.max_recipients) return "error 452 4.5.3 too many recipients";
+        env.recipients.push_back(mail::Recipient{*a, mail::kNotifyUnspecified, {}, {}});
+      } else if (l == "DATA") {
+        break;
+      } else {
+        return "error 500 5.5.2 unknown request";
+      }
+    }
+    if (!line) return "error 421 4.4.2 the request did not arrive in time";
+    if (env.recipients.empty()) return "error 554 5.5.1 no recipients";
+    if (!intake.has_free_space()) return "error 452 4.3.1 insufficient system storage";
+    env.auth_user = own->str();
+    env.received_at = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+
+    auto writer = intake.begin(env);
+    if (!writer) {
+      PETREL_LOG(kError, "submit.queue_error", "error=\"{}\"", base::log_escape(writer.error().message));
+      return "error 451 4.3.0 local problem in processing";
+    }
+    auto& w = **writer;
+    bool storage_ok = true;
+    auto put = [&](std::string_view s) {
+      if (storage_ok && !w.append(s)) storage_ok = false;
+    };
+    put("Received: by " + host + " (Petrel, from userid " + std::to_string(cred.uid) + ")\r\n\tid " + w.id() +
+        ";\r\n\t" + mail::rfc5322_date(std::time(nullptr)) + "\r\n");
+    put(warning);
+    std::uint64_t size = 0;
+    for (;;) {
+      auto header = in.line();
+      if (!header) {
+        w.abort();
+        return "error 421 4.4.2 the message did not arrive whole";
+      }
+      std::optional<std::uint64_t> n;
+      if (!header->empty() && header->size() <= 6 && header->find_first_not_of("0123456789") == std::string::npos) {
+        n = base::parse_size(*header);
+      }
+      if (!n || *n > kMaxChunk) {
+        w.abort();
+        return "error 500 5.5.2 bad chunk";
+      }
+      if (*n == 0) break;
+      size += *n;
+      if (!in.octets(static_cast<std::size_t>(*n), [&](std::string_view s) {
+            if (size <= config.smtp.max_message_size) put(s);
+          })) {
+        w.abort();
+        return "error 421 4.4.2 the message did not arrive whole";
+      }
+    }
+    if (size > config.smtp.max_message_size) {
+      w.abort();
+      return "error 552 5.3.4 message size exceeds fixed maximum message size";
+    }
+    if (!storage_ok) {
+      w.abort();
+      return "error 451 4.3.0 local problem in processing";
+    }
+    std::promise<base::Status> done;
+    auto committed = done.get_future();
+    w.commit([&done](base::Status s) { done.set_value(std::move(s)); });
+    auto status = committed.get();
+    if (!status) {
+      PETREL_LOG(kError, "submit.queue_error", "id={} error=\"{}\"", w.id(), base::log_escape(status.error().message));
+      return "error 451 4.3.0 local problem in processing";
+    }
+    PETREL_LOG(kInfo, "submit.queued", "id={} uid={} user={} from=<{}> nrcpt={} size={}", w.id(), cred.uid,
+               base::log_escape(user, 64), base::log_escape(env.sender.str()), env.recipients.size(), size);
+    return "ok " + w.id();
+  }
+};
+
+SubmitServer::SubmitServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SubmitServer::~SubmitServer() = default;
+
+base::Result<std::unique_ptr<SubmitServer>> SubmitServer::start(const std::string& path, const config::Config& config,
+                                                                queue::Intake& intake) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return base::permanent_error("submit socket path too long: " + path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  auto impl = std::make_unique<Impl>(path, config, intake);
+  impl->stop_fd = ::eventfd(0, EFD_CLOEXEC);
+  if (impl->stop_fd < 0) return base::errno_error("eventfd", errno);
+  impl->listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (impl->listen_fd < 0) return base::errno_error("socket", errno);
+  ::unlink(path.c_str());  // a stale socket from a previous run (we hold the spool's lock)
+  if (::bind(impl->listen_fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    int err = errno;
+    ::close(std::exchange(impl->listen_fd, -1));
+    return base::errno_error("bind " + path, err);
+  }
+  // Every local user may submit; who they are comes from SO_PEERCRED, not from the file mode.
+  if (::chmod(path.c_str(), 0666) != 0) return base::errno_error("chmod " + path, errno);
+  if (::listen(impl->listen_fd, 16) != 0) return base::errno_error("listen " + path, errno);
+  Impl* raw = impl.get();
+  impl->acceptor = std::thread([raw] { raw->accept_loop(); });
+  return std::unique_ptr<SubmitServer>(new SubmitServer(std::move(impl)));
+}
+
+}  // namespace petrel::app

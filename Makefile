@@ -6,7 +6,7 @@ CONFIG     ?= var/petrel.toml
 JOBS       ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps build run test unit integration asan fuzz bench clean install
+.PHONY: all deps build run test unit integration asan fuzz bench clean install install-sendmail
 
 all: build
 
@@ -52,6 +52,12 @@ bench: build
 
 install: build
 	install -m 0755 $(BUILD)/petrel /usr/local/sbin/petrel
+
+# `sendmail` for cron and scripts: a link to petrel, which acts as sendmail(8) when run by that
+# name (src/app/cmd_sendmail.cc). Separate from `install` because it shadows the system's
+# /usr/sbin/sendmail for everything that searches /usr/local/sbin first.
+install-sendmail: install
+	ln -sf petrel /usr/local/sbin/sendmail
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -10,7 +10,7 @@ import re
 import time
 import unittest
 
-from petrel import Petrel, message, send_mail
+from petrel import Petrel, message, send_mail, wait_for
 
 TRUSTED = 'trusted_networks = ["127.0.0.0/8"]'
 
@@ -19,20 +19,10 @@ def maildir(p, user):
     return sorted(glob.glob(os.path.join(p.data_dir, "mail/example.test", user, "new", "*")))
 
 
-def wait_for(predicate, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
-
-
 class QueueControl(unittest.TestCase):
     def deferred_message(self, p):
-        """A message that stays in the queue: a relayed recipient (remote delivery is not built
-        yet, so it is deferred with 4.4.3)."""
+        """A message that stays in the queue: a relayed recipient whose domain cannot be looked
+        up (the harness points DNS at a closed loopback port), so it is deferred with 4.4.3."""
         qid = send_mail(p, ["someone@remote.example"], message(subject="waits").encode(), sender="alice@example.test")
         self.assertTrue(p.wait_log(f"queue.deferred id={qid}"), p.log()[-2000:])
         return qid

@@ -12,7 +12,7 @@ import re
 import time
 import unittest
 
-from petrel import DOMAIN, Petrel, message, send_mail, without_received
+from petrel import DOMAIN, Petrel, message, send_mail, wait_for, without_received
 
 ALICE = f"alice@{DOMAIN}"
 RETRIES = 'retry_first = "1s"\nretry_max = "1s"\n'
@@ -36,16 +36,6 @@ def holding(p, qid, owner="alice"):
             if needle in f.read(4096):
                 found.append(path)
     return found
-
-
-def wait_for(predicate, timeout=15, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 class Quota(unittest.TestCase):

@@ -249,8 +249,21 @@ class OpenRelay(unittest.TestCase):
             self._check_forms(p, "smtp")
 
     def test_submission_port_refuses_relay_tricks_without_auth(self):
+        # RFC 6409 4.3: the submission port takes no MAIL before AUTH, so no relay form gets as
+        # far as RCPT (test_submission.py covers the authenticated side).
         with Petrel() as p:
-            self._check_forms(p, "submission")
+            for sender in ("<sender@remote.example>", "<>"):
+                for addr, _ in RELAY_FORMS:
+                    with self.subTest(sender=sender, rcpt=addr):
+                        c = start_session(p, "submission")
+                        c.send(f"MAIL FROM:{sender}\r\n")
+                        code, lines = c.reply()
+                        self.assertEqual((code, lines[0][:9]), (530, "530 5.7.0"), lines)
+                        c.send(f"RCPT TO:{addr}\r\n")
+                        self.assertEqual(c.reply()[0], 503)
+                        c.cmd("QUIT", 221)
+                        c.close()
+            self.assertEqual(p.queue_ids(), [])
 
     def test_trusted_network_may_relay(self):
         # Proves the check above is a real decision: the same foreign address from a trusted

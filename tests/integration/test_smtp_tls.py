@@ -2,6 +2,7 @@
 """test_smtp_tls: STARTTLS (RFC 3207) and implicit TLS (RFC 8314) on the SMTP listeners, with
 Python's ssl module and the tools an administrator would use (openssl s_client, swaks).
 The server runs with its generated self-signed certificate."""
+import base64
 import shutil
 import socket
 import ssl
@@ -134,8 +135,17 @@ class ImplicitTls(SmtpTest):
             ehlo = c.cmd("EHLO client.example", 250)
             self.assertNotIn("STARTTLS", ehlo)
             c.cmd("STARTTLS", 503)
-            qid = self.deliver(c, "implicit tls")
-            self.assertIn(b"(using TLSv1.", p.queue_body(qid))
+            # A submission port: AUTH first (RFC 6409 4.3), as the sender's own account.
+            c.cmd("MAIL FROM:<a@remote.example>", 530)
+            c.cmd("AUTH PLAIN " + base64.b64encode(b"\0alice@example.test\0alice-password").decode(), 235)
+            c.cmd("MAIL FROM:<alice@example.test>", 250)
+            c.cmd("RCPT TO:<alice@example.test>", 250)
+            c.cmd("DATA", 354)
+            c.send(message(subject="implicit tls").replace("<sender@remote.example>", "<alice@example.test>") + ".\r\n")
+            qid = c.expect(250).split()[-1]
+            body = p.queue_body(qid)
+            self.assertIn(b"(using TLSv1.", body)
+            self.assertIn(b"with ESMTPSA id", body)
 
     def test_plaintext_on_submissions_port_gets_nothing(self):
         with Petrel() as p:

@@ -24,6 +24,18 @@ DOMAIN = "example.test"
 USERS = {"alice@example.test": "alice-password", "bob@example.test": "bob-password"}
 
 
+def wait_for(predicate, timeout=15, step=0.05):
+    """Polls `predicate` until it returns something true (returned) or `timeout` seconds pass
+    (then its last value)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -34,7 +46,10 @@ class Petrel:
     """A private Petrel server. extra_toml is appended to the generated config; sections it
     names must not be generated ones unless smtp_toml/queue_toml are used instead. [queue]
     has min_free_space = 0 unless queue_toml sets it. data_dir, when given, may exist already
-    (e.g. a mount point); otherwise it is <tmp>/data."""
+    (e.g. a mount point); otherwise it is <tmp>/data.
+    DNS: unless extra_toml has its own [dns] section (e.g. pointing at a FakeDns), the
+    resolver is pointed at a loopback port where nothing listens, with a 2 s timeout: tests
+    never send a query off the machine, and mail to other domains defers with 4.4.3."""
 
     def __init__(self, smtp_toml="", queue_toml="", server_toml="", extra_toml="", users=USERS, aliases=None,
                  data_dir=None):
@@ -70,6 +85,7 @@ address = "127.0.0.1:{self.ports['submission']}"
 name = "submissions"
 kind = "submissions"
 address = "127.0.0.1:{self.ports['submissions']}"
+{"" if "[dns]" in extra_toml else f'[dns]{chr(10)}servers = ["127.0.0.1:{free_port()}"]{chr(10)}timeout = "2s"'}
 {extra_toml}
 """)
         self.users = users

@@ -1,0 +1,96 @@
+"""`petrel sendmail` as cron and scripts use it (issue 6): message on stdin, -t, -i/-oi, -f,
+-F, recipients as arguments, run through a link named `sendmail` with a cron-like environment
+(no HOME, minimal PATH), and a clear EX_TEMPFAIL when the server is not running."""
+import os
+import re
+import shutil
+import subprocess
+import unittest
+
+from petrel import DOMAIN, PETREL_BIN, Petrel
+from test_submission import find_delivered
+
+CRON_ENV = {"PATH": "/usr/bin:/bin", "LOGNAME": "root", "SHELL": "/bin/sh"}  # no HOME, as cron
+
+
+def sendmail(p, args, data, program=None, env=CRON_ENV, user=None):
+    cmd = [program or PETREL_BIN] + ([] if program else ["sendmail"]) + ["-C", p.config_path] + args
+    if user:
+        cmd = ["setpriv", f"--reuid={user}", "--regid=65534", "--clear-groups"] + cmd
+    return subprocess.run(cmd, input=data.encode() if isinstance(data, str) else data, capture_output=True,
+                          env=env, timeout=60)
+
+
+def header(message, name):
+    head = message.split(b"\r\n\r\n", 1)[0]
+    return re.findall(rb"(?im)^" + name.encode() + rb": *([^\r\n]*)\r?$", head)
+
+
+class Sendmail(unittest.TestCase):
+    def test_dash_t_like_cron(self):
+        with Petrel() as p:
+            r = sendmail(p, ["-t"], "To: alice@example.test\nCc: Bob <bob@example.test>\nBcc: root@example.test\n"
+                                    "Subject: cron job\n\nDone.\n")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            for owner in ("alice", "bob"):
+                data = find_delivered(p, "cron job", owner=owner)
+                self.assertTrue(data.startswith(b"Return-Path: <root@mx.example.test>\r\n"), data[:200])
+                self.assertIn(b"(Petrel, from userid 0)", data)
+                self.assertEqual(header(data, "From"), [b"<root@mx.example.test>"])
+                self.assertEqual(len(header(data, "Date")), 1)
+                self.assertEqual(len(header(data, "Message-ID")), 1)
+                self.assertEqual(header(data, "Bcc"), [])  # never passed on
+                self.assertTrue(data.endswith(b"\r\n\r\nDone.\r\n"), data[-50:])
+
+    def test_link_named_sendmail_recipients_as_arguments_and_dot(self):
+        with Petrel() as p:
+            link = os.path.join(p.tmp, "sendmail")
+            os.symlink(os.path.abspath(PETREL_BIN), link)
+            msg = "Subject: dotted\n\nline one\n.\nnot read\n"
+            r = sendmail(p, ["alice@example.test"], msg, program=link)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            data = find_delivered(p, "dotted")
+            self.assertTrue(data.endswith(b"\r\n\r\nline one\r\n"), data[-60:])
+            # -oi: the lone dot is data.
+            r = sendmail(p, ["-oi", "-odb", "-F", "Cron Daemon", "bob@example.test"], msg.replace("dotted", "dotted-i"), program=link)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            data = find_delivered(p, "dotted-i", owner="bob")
+            self.assertTrue(data.endswith(b"line one\r\n.\r\nnot read\r\n"), data[-60:])
+            self.assertEqual(header(data, "From"), [b'"Cron Daemon" <root@mx.example.test>'])
+
+    def test_dash_f_and_message_without_header(self):
+        with Petrel() as p:
+            r = sendmail(p, ["-f", "alice@example.test", "bob@example.test"], "just a body line\nSubject: not a header\n")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            data = find_delivered(p, "not a header", owner="bob")
+            self.assertTrue(data.startswith(b"Return-Path: <alice@example.test>\r\n"), data[:100])
+            self.assertEqual(header(data, "From"), [b"<alice@example.test>"])
+            self.assertIn(b"\r\n\r\njust a body line\r\nSubject: not a header\r\n", data)
+            self.assertNotIn(b"X-Authentication-Warning", data)  # root may set the sender
+
+    @unittest.skipUnless(shutil.which("setpriv"), "setpriv not installed")
+    def test_other_user_is_named_and_dash_f_recorded(self):
+        with Petrel() as p:
+            os.chmod(p.data_dir, 0o755)  # the socket's directory must be reachable
+            r = sendmail(p, ["-f", "ceo@example.test", "alice@example.test"], "Subject: from nobody\n\nhi\n",
+                         user="nobody")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            data = find_delivered(p, "from nobody")
+            self.assertIn(b"from userid 65534", data)
+            self.assertIn(b"X-Authentication-Warning: mx.example.test: nobody set sender to <ceo@example.test> using -f",
+                          data)
+
+    def test_server_not_running_is_tempfail_with_a_clear_message(self):
+        with Petrel() as p:
+            p.stop()
+            r = sendmail(p, ["alice@example.test"], "Subject: lost?\n\nx\n")
+            self.assertEqual(r.returncode, 75, r.stderr)
+            self.assertIn(b"not running", r.stderr)
+            r = sendmail(p, [], "Subject: nobody\n\nx\n")
+            self.assertEqual(r.returncode, 64, r.stderr)
+            r = sendmail(p, ["-bs"], "")
+            self.assertEqual(r.returncode, 64, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

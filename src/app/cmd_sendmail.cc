@@ -12,8 +12,6 @@
 #include "app/cmd_sendmail.h"
 
 #include <pwd.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,6 +25,7 @@
 #include <vector>
 
 #include "app/submit_socket.h"
+#include "app/unix_listener.h"
 #include "base/strings.h"
 #include "config/config.h"
 #include "mail/date.h"
@@ -154,26 +153,12 @@ class Connection {
     if (fd_ >= 0) ::close(fd_);
   }
   std::optional<std::string> open(const std::string& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path) return "socket path too long: " + path;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return std::string("socket: ") + std::strerror(errno);
-    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-      return path + ": " + std::strerror(errno);
-    }
+    auto fd = unix_connect(path);
+    if (!fd) return fd.error().message;
+    fd_ = *fd;
     return std::nullopt;
   }
-  bool send(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
+  bool send(std::string_view data) { return send_all(fd_, data); }
   bool chunk(std::string_view data) { return data.empty() || (send(std::to_string(data.size()) + "\n") && send(data)); }
   std::string reply() {
     std::string r;

@@ -2,7 +2,7 @@
 // reaches the running server.
 //
 // What it is: a Unix stream socket at <data_dir>/control.sock (mode 0600, owned by the server's
-// user), served by one thread. One request per connection: a single line
+// user), served by app/unix_listener.h (at most kMaxControlClients requests at once). One request per connection: a single line
 //   "flush" | "flush ID" | "hold ID|ALL" | "release ID|ALL" | "delete ID|ALL"
 // answered with one line: "ok messages=N recipients=M" or "error TEXT".
 // Promise: an "ok" is sent only once every state record the command wrote is durable
@@ -24,15 +24,16 @@
 namespace petrel::app {
 
 inline constexpr std::size_t kMaxControlRequest = 256;
+inline constexpr std::size_t kMaxControlClients = 4;
 
 std::string control_socket_path(const std::string& data_dir);
 
 class ControlServer {
  public:
   // Binds the socket (replacing a stale one: the caller holds the spool's lock, so no other
-  // server uses this data dir) and starts the thread. `scheduler` must outlive this object.
+  // server uses this data dir) and starts serving. `scheduler` must outlive this object.
   static base::Result<std::unique_ptr<ControlServer>> start(const std::string& path, queue::Scheduler& scheduler);
-  // Stops the thread, closes and removes the socket.
+  // Stops serving (waits for requests in progress), closes and removes the socket.
   ~ControlServer();
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;

@@ -3,22 +3,14 @@
 
 #include <poll.h>
 #include <pwd.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <ctime>
 #include <future>
-#include <list>
-#include <mutex>
-#include <thread>
 
+#include "app/unix_listener.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "mail/date.h"
@@ -85,15 +77,6 @@ class Reader {
   std::string buf_;
 };
 
-void write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-}
-
 // An address as sendmail users write it: "user@domain", "<user@domain>", or a bare local
 // name, which means that name at our host name.
 std::optional<mail::Address> local_address(std::string_view text, const std::string& hostname) {
@@ -112,87 +95,15 @@ std::optional<mail::Address> local_address(std::string_view text, const std::str
 std::string submit_socket_path(const std::string& data_dir) { return data_dir + "/submit.sock"; }
 
 struct SubmitServer::Impl {
-  Impl(std::string p, const config::Config& c, queue::Intake& i) : path(std::move(p)), config(c), intake(i) {}
+  Impl(const config::Config& c, queue::Intake& i) : config(c), intake(i) {}
 
-  std::string path;
   const config::Config& config;
   queue::Intake& intake;
-  int listen_fd = -1;
-  int stop_fd = -1;
-  std::thread acceptor;
-  struct Worker {
-    std::thread thread;
-    std::shared_ptr<std::atomic<bool>> done;
-  };
-  std::mutex mu;  // guards workers
-  std::list<Worker> workers;
-  std::atomic<std::size_t> active{0};
+  std::unique_ptr<UnixListener> listener;  // last: stopped first, while the rest still exists
 
-  ~Impl() {
-    if (stop_fd >= 0) {
-      std::uint64_t one = 1;
-      (void)!::write(stop_fd, &one, sizeof one);
-    }
-    if (acceptor.joinable()) acceptor.join();
-    {
-      std::lock_guard lock(mu);
-      for (auto& w : workers) w.thread.join();
-    }
-    if (listen_fd >= 0) {
-      ::close(listen_fd);
-      ::unlink(path.c_str());
-    }
-    if (stop_fd >= 0) ::close(stop_fd);
-  }
+  void serve(int fd, const ucred& cred, int stop_fd) { send_all(fd, submit(fd, cred, stop_fd) + "\n"); }
 
-  void accept_loop() {
-    for (;;) {
-      pollfd p[2] = {{listen_fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
-      int n = ::poll(p, 2, -1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 || p[1].revents) return;
-      int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      if (active.load() >= kMaxSubmitClients) {
-        write_all(fd, "error 421 4.3.2 too many local submissions at once, try again later\n");
-        ::close(fd);
-        continue;
-      }
-      ++active;
-      std::lock_guard lock(mu);
-      // Finished threads are joined here, so the list holds at most the running ones plus
-      // those that ended since the last connection.
-      for (auto it = workers.begin(); it != workers.end();) {
-        if (it->done->load()) {
-          it->thread.join();
-          it = workers.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      auto done = std::make_shared<std::atomic<bool>>(false);
-      workers.push_back(Worker{std::thread([this, fd, done] {
-                                 serve(fd);
-                                 ::close(fd);
-                                 --active;
-                                 done->store(true);
-                               }),
-                               done});
-    }
-  }
-
-  void serve(int fd) {
-    ucred cred{};
-    socklen_t len = sizeof cred;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-      write_all(fd, "error 451 4.3.0 cannot identify the local user\n");
-      return;
-    }
-    std::string reply = submit(fd, cred);
-    write_all(fd, reply + "\n");
-  }
-
-  std::string submit(int fd, const ucred& cred) {
+  std::string submit(int fd, const ucred& cred, int stop_fd) {
     const std::string& host = config.server.hostname;
     passwd pw{};
     passwd* found = nullptr;
@@ -307,26 +218,17 @@ SubmitServer::~SubmitServer() = default;
 
 base::Result<std::unique_ptr<SubmitServer>> SubmitServer::start(const std::string& path, const config::Config& config,
                                                                 queue::Intake& intake) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return base::permanent_error("submit socket path too long: " + path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  auto impl = std::make_unique<Impl>(path, config, intake);
-  impl->stop_fd = ::eventfd(0, EFD_CLOEXEC);
-  if (impl->stop_fd < 0) return base::errno_error("eventfd", errno);
-  impl->listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (impl->listen_fd < 0) return base::errno_error("socket", errno);
-  ::unlink(path.c_str());  // a stale socket from a previous run (we hold the spool's lock)
-  if (::bind(impl->listen_fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    int err = errno;
-    ::close(std::exchange(impl->listen_fd, -1));
-    return base::errno_error("bind " + path, err);
-  }
-  // Every local user may submit; who they are comes from SO_PEERCRED, not from the file mode.
-  if (::chmod(path.c_str(), 0666) != 0) return base::errno_error("chmod " + path, errno);
-  if (::listen(impl->listen_fd, 16) != 0) return base::errno_error("listen " + path, errno);
+  auto impl = std::make_unique<Impl>(config, intake);
   Impl* raw = impl.get();
-  impl->acceptor = std::thread([raw] { raw->accept_loop(); });
+  UnixListener::Options o;
+  o.path = path;
+  o.mode = 0666;  // every local user may submit; who they are comes from SO_PEERCRED, not the mode
+  o.max_clients = kMaxSubmitClients;
+  o.busy_reply = "error 421 4.3.2 too many local submissions at once, try again later\n";
+  o.serve = [raw](int fd, const ucred& peer, int stop_fd) { raw->serve(fd, peer, stop_fd); };
+  auto listener = UnixListener::start(std::move(o));
+  if (!listener) return listener.error();
+  impl->listener = std::move(*listener);
   return std::unique_ptr<SubmitServer>(new SubmitServer(std::move(impl)));
 }
 

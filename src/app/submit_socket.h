@@ -20,7 +20,7 @@
 // Received: header names the uid. Local users may send to any domain, like authenticated ones.
 // Bounds: at most kMaxSubmitClients connections at once; each read waits at most 60 s; the
 // message streams into the Intake (nothing held beyond one chunk of 64 KiB).
-// Thread: one accept thread plus one thread per connection, none on an event loop.
+// Thread: app/unix_listener.h's: one accept thread plus one per connection, none on an event loop.
 #pragma once
 
 #include <memory>

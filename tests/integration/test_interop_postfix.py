@@ -183,7 +183,7 @@ smtpd_tls_loglevel = 1
         self.assertTrue(tls, pf.log()[-3000:])
         self.assertTrue(p.wait_log(f"delivery.remote id={q1} rcpt=bob@{DEST} ", 5), p.log()[-3000:])
         line = [l for l in p.log().splitlines() if f"delivery.remote id={q1} " in l][0]
-        self.assertRegex(line, r" relay=\S*127\.0\.0\.1\S* result=delivered why=\"2\.0\.0 Ok: \d+ bytes queued as ")
+        self.assertRegex(line, r" relay=127\.0\.0\.1\[127\.0\.0\.1\] result=delivered why=\"2\.0\.0 Ok: \d+ bytes queued as ")
         self.assertIn("conn_reused=0", line)
 
         # 2: an 8-bit body of 300 KB (BODY=8BITMIME), while the first connection idles: the same

@@ -48,8 +48,8 @@ def free_port_on(*hosts):
     raise RuntimeError("no common free port")
 
 
-def remote_petrel(dns, mx_port, extra="", queue=FAST_RETRY, aliases=None):
-    return Petrel(smtp_toml=TRUSTED, queue_toml=queue, aliases=aliases, extra_toml=f"""
+def remote_petrel(dns, mx_port, extra="", queue=FAST_RETRY, aliases=None, server=""):
+    return Petrel(smtp_toml=TRUSTED, queue_toml=queue, aliases=aliases, server_toml=server, extra_toml=f"""
 [dns]
 servers = ["127.0.0.1:{dns.port}"]
 timeout = "2s"
@@ -175,6 +175,32 @@ class Remote(unittest.TestCase):
             self.assertEqual(fields[0]["action"], "failed")
             self.assertEqual(fields[0]["status"], "5.1.10")
             self.assertEqual(mx.connection_count(), 0)
+
+    def test_a_bounce_that_cannot_be_delivered_goes_to_the_postmaster_once(self):
+        # The sender's own domain has a null MX: the message fails, its bounce fails too, and
+        # that double bounce goes to the configured postmaster from double-bounce@, which
+        # nothing ever answers (no third notice, no loop).
+        with FakeDns(self.zone) as dns, \
+                remote_petrel(dns, self.port, server='postmaster = "alice@example.test"') as p:
+            qid = self.send(p, ["x@nullmx.example"], sender="someone@nullmx.example")
+            self.assertTrue(p.wait_log(f"id={qid} rcpt=x@nullmx.example relay=none result=failed", 20), p.log()[-3000:])
+
+            def double_bounces():
+                found = []
+                for path in mailbox(p):
+                    msg = parse(path)
+                    if msg["Return-Path"] == "<double-bounce@mx.example.test>":
+                        found.append(msg)
+                return found
+            self.assertTrue(wait_for(lambda: double_bounces(), 20), p.log()[-3000:])
+            time.sleep(1.5)  # time for a (wrong) further notice to be queued and delivered
+            got = double_bounces()
+            self.assertEqual(len(got), 1, "one double bounce")
+            self.assertEqual(len(mailbox(p)), 1, "and nothing else in the postmaster's mailbox")
+            fields = dsn_fields(got[0])
+            self.assertEqual(fields[0]["final-recipient"], "rfc822; someone@nullmx.example")
+            self.assertEqual(fields[0]["status"], "5.1.10")
+            self.assertIn("To: alice@example.test", str(got[0]))
 
     def test_mx_pointing_back_at_us_bounces_instead_of_looping(self):
         with FakeDns(self.zone) as dns, remote_petrel(dns, self.port) as p:
@@ -328,6 +354,9 @@ command_timeout = "3s"
                 self.assertEqual(t.auth_user, "relayuser")
                 self.assertEqual(sorted(r.address for r in t.accepted()), ["a@anywhere.example", "b@elsewhere.example"])
                 self.assertNotIn("relay-secret", p.log())
+                # A smarthost given by address is logged as Postfix does, not as "[ip][ip]".
+                self.assertTrue(p.wait_log("rcpt=a@anywhere.example relay=127.0.0.1[127.0.0.1] result=delivered", 5),
+                                p.log()[-3000:])
         finally:
             shutil.rmtree(secrets, ignore_errors=True)
 

@@ -107,7 +107,11 @@ void Session::State::close() {
 }
 
 std::string Session::State::peer() const {
-  return (host_name.empty() ? std::string("unknown") : host_name) + "[" + address + "]";
+  // A domain literal ("[192.0.2.1]", a smarthost given by address) names no host: show the
+  // address, as Postfix logs relay=192.0.2.1[192.0.2.1], not the literal twice.
+  bool literal = host_name.size() >= 2 && host_name.front() == '[' && host_name.back() == ']';
+  std::string name = host_name.empty() ? std::string("unknown") : literal ? address : host_name;
+  return name + "[" + address + "]";
 }
 
 net::awaitable<Got> Session::State::write(std::string_view data, Timeouts::duration timeout, bool replies_pending) {

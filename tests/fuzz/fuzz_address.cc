@@ -8,18 +8,12 @@
 
 #include "mail/address.h"
 #include "mail/command.h"
+#include "fuzz_check.h"
 
 namespace {
 
 using petrel::mail::Address;
 using petrel::mail::PathOptions;
-
-#define CHECK(cond)                                                           \
-  do {                                                                        \
-    if (!(cond)) {                                                            \
-      __builtin_trap();                                                       \
-    }                                                                         \
-  } while (false)
 
 // An independent decoder: code points by arithmetic, then the RFC 3629 limits.
 bool reference_utf8(std::string_view s) {

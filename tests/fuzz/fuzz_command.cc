@@ -7,17 +7,11 @@
 
 #include "mail/command.h"
 #include "mail/reply.h"
+#include "fuzz_check.h"
 
 namespace {
 
 using namespace petrel::mail;
-
-#define CHECK(cond)           \
-  do {                        \
-    if (!(cond)) {            \
-      __builtin_trap();       \
-    }                         \
-  } while (false)
 
 bool is_error_reply(const Reply& r) { return r.code >= 500 && r.code < 600 && r.enhanced.size() == 5; }
 

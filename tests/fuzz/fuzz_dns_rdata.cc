@@ -8,15 +8,9 @@
 #include <vector>
 
 #include "dns/rdata.h"
+#include "fuzz_check.h"
 
 namespace {
-
-#define CHECK(cond)      \
-  do {                   \
-    if (!(cond)) {       \
-      __builtin_trap();  \
-    }                    \
-  } while (false)
 
 void check_host_name(const std::string& name) {
   CHECK(name.size() <= 253);

@@ -10,17 +10,11 @@
 
 #include "auth/cram_md5_state.h"
 #include "auth/sasl.h"
+#include "fuzz_check.h"
 
 namespace {
 
 using petrel::auth::SaslOutcome;
-
-#define CHECK(cond)          \
-  do {                       \
-    if (!(cond)) {           \
-      __builtin_trap();      \
-    }                        \
-  } while (false)
 
 // One account, "user"/"pencil", SCRAM keys precomputed once (PBKDF2 is slow).
 class FakeCredentials : public petrel::auth::CredentialSource {

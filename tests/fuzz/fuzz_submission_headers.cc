@@ -9,15 +9,9 @@
 #include <string_view>
 
 #include "smtp/server/submission_headers.h"
+#include "fuzz_check.h"
 
 namespace {
-
-#define CHECK(cond)     \
-  do {                  \
-    if (!(cond)) {      \
-      __builtin_trap(); \
-    }                   \
-  } while (false)
 
 using petrel::smtp::server::HeaderCollector;
 

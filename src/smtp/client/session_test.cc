@@ -119,6 +119,31 @@ std::size_t count(const std::vector<std::string>& lines, std::string_view prefix
   return n;
 }
 
+// For tests that loop over variants, each against a server of its own: starts `srv`, opens a
+// session with `o` and, when `env` is given, sends one transaction and quits (bounded to 20 s).
+struct OneShot {
+  std::optional<OpenFailure> failure;
+  TransactionResult result;
+};
+OneShot deliver_once(net::asio::io_context& io, FakeServer& srv, const SessionOptions& o,
+                     const mail::Envelope* env = nullptr, Body* body = nullptr) {
+  OneShot out;
+  srv.start();
+  net::asio::co_spawn(io, [&]() -> net::awaitable<void> {
+    auto opened = co_await Session::open(io.get_executor(), "127.0.0.1", srv.port(), "mx", o);
+    if (auto* f = std::get_if<OpenFailure>(&opened)) {
+      out.failure = *f;
+    } else if (env) {
+      auto& s = std::get<0>(opened);
+      out.result = co_await s->send(transaction(*env, *body));
+      co_await s->quit();
+    }
+    srv.stop();
+  }, net::asio::detached);
+  io.run_for(20s);
+  return out;
+}
+
 // ---- the transaction ----------------------------------------------------------------------
 
 TEST_F(SessionTest, PipelinedTransactionSendsOneGroupAndStuffsTheBody) {
@@ -225,18 +250,9 @@ TEST_F(SessionTest, DataReplyGoesToEveryAcceptedRecipient) {
     srv.script = [](const std::string& line) -> std::string {
       return line.rfind("RCPT TO:<rcpt0@", 0) == 0 ? "550 5.1.1 gone\r\n" : "";
     };
-    srv.start();
     auto env = envelope(3);
     Body body{"x\r\n"};
-    TransactionResult res;
-    net::asio::co_spawn(io2, [&]() -> net::awaitable<void> {
-      auto opened = co_await Session::open(io2.get_executor(), "127.0.0.1", srv.port(), "mx", options());
-      auto& s = std::get<0>(opened);
-      res = co_await s->send(transaction(env, body));
-      co_await s->quit();
-      srv.stop();
-    }, net::asio::detached);
-    io2.run_for(20s);
+    TransactionResult res = deliver_once(io2, srv, options(), &env, &body).result;
     ASSERT_EQ(res.recipients.size(), 3u);
     EXPECT_EQ(res.recipients[0].reply.code, 550);
     EXPECT_EQ(res.recipients[1].reply.code, std::stoi(reply.substr(0, 3)));
@@ -594,20 +610,11 @@ TEST_F(SessionTest, ChunkingLargeBodyInManyChunksPipelinedOrNot) {
     net::asio::io_context io2;
     FakeServer srv(io2);
     srv.ehlo = pipelining ? "250-fake.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n" : "250-fake.test\r\n250 CHUNKING\r\n";
-    srv.start();
     auto env = envelope(1);
     std::string text = big_body(1000000);
     Body body{text};
     body.piece = 10000;
-    TransactionResult res;
-    net::asio::co_spawn(io2, [&]() -> net::awaitable<void> {
-      auto opened = co_await Session::open(io2.get_executor(), "127.0.0.1", srv.port(), "mx", options());
-      auto& s = std::get<0>(opened);
-      res = co_await s->send(transaction(env, body));
-      co_await s->quit();
-      srv.stop();
-    }, net::asio::detached);
-    io2.run_for(20s);
+    TransactionResult res = deliver_once(io2, srv, options(), &env, &body).result;
     ASSERT_EQ(res.recipients.size(), 1u);
     EXPECT_EQ(res.recipients[0].reply.code, 250);
     EXPECT_TRUE(res.connection_usable);
@@ -827,13 +834,7 @@ TEST_F(TlsTest, StartTlsRefusedGoesOnInPlainTextOnlyWhenOpportunistic) {
   FakeServer srv(io2);
   srv.ehlo = server.ehlo;
   srv.starttls_reply = server.starttls_reply;
-  srv.start();
-  net::asio::co_spawn(io2, [&]() -> net::awaitable<void> {
-    auto opened = co_await Session::open(io2.get_executor(), "127.0.0.1", srv.port(), "mx", tls_options(TlsPolicy::kRequired));
-    if (auto* f = std::get_if<OpenFailure>(&opened)) failure = *f;
-    srv.stop();
-  }, net::asio::detached);
-  io2.run_for(20s);
+  failure = deliver_once(io2, srv, tls_options(TlsPolicy::kRequired)).failure;
   ASSERT_TRUE(failure);
   EXPECT_EQ(failure->stage, "starttls");
   EXPECT_EQ(failure->reply.code, 454);
@@ -860,13 +861,7 @@ TEST_F(TlsTest, HandshakeFailureIsMarkedForAPlainRetry) {
     net::asio::io_context io2;
     FakeServer srv(io2);
     srv.ehlo = server.ehlo;
-    srv.start();
-    net::asio::co_spawn(io2, [&]() -> net::awaitable<void> {
-      auto opened = co_await Session::open(io2.get_executor(), "127.0.0.1", srv.port(), "mx", tls_options(policy));
-      if (auto* f = std::get_if<OpenFailure>(&opened)) failure = *f;
-      srv.stop();
-    }, net::asio::detached);
-    io2.run_for(20s);
+    failure = deliver_once(io2, srv, tls_options(policy)).failure;
     ASSERT_TRUE(failure);
     EXPECT_EQ(failure->stage, "starttls");
     EXPECT_TRUE(failure->tls_failed);

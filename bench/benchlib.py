@@ -1,13 +1,12 @@
 """benchlib.py: private Petrel and Postfix instances on 127.0.0.1 for the side-by-side benchmarks.
 
 Both servers keep their data on a real disk (BENCH_TMPDIR, default /work; never tmpfs), so fsync is
-real for both. Nothing here touches /etc/postfix or the system Postfix: the Postfix instance has its
-own config dir, queue_directory and data_directory under a temp dir, and is started/stopped with
-`postfix -c DIR`. Every wait is bounded; every process is stopped by PID (see Cleanup).
+real for both. Nothing here touches /etc/postfix or the system Postfix: the Postfix instance is the
+interop tests' (tests/testlib/postfix.py: own config dir, queue_directory and data_directory under
+a temp dir, started/stopped with `postfix -c DIR`), configured here for each benchmark. Every wait
+is bounded; every process is stopped by PID (see Cleanup).
 """
-import glob
 import os
-import pwd
 import re
 import resource
 import shutil
@@ -20,6 +19,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+# The private Postfix is the interop tests' (tests/testlib/postfix.py), subclassed below for the
+# bench's temp dir, delivery modes and CPU accounting: the test library is the one that must not
+# depend on anything else (ctest runs it), so the bench imports it, not the other way round.
+sys.path.insert(0, os.path.join(REPO, "tests", "testlib"))
+import postfix as testlib_postfix  # noqa: E402
+from postfix import children_of, pid_alive, stat_fields  # noqa: E402
 RESULTS = os.path.join(HERE, "results")
 DOMAIN = "example.test"
 RCPT = "bench@" + DOMAIN
@@ -146,12 +151,9 @@ def wait_quiet(quiet_cores, quiet_wait, name):
 
 def proc_stat(pid):
     """(ppid, utime, stime, cutime, cstime) in ticks, or None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
+    rest = stat_fields(pid)
+    if rest is None:
         return None
-    rest = s[s.rindex(")") + 2:].split()
     # rest[0] is field 3 (state); ppid is field 4, utime..cstime are fields 14..17
     return int(rest[1]), int(rest[11]), int(rest[12]), int(rest[13]), int(rest[14])
 
@@ -159,16 +161,6 @@ def proc_stat(pid):
 def process_cpu_ticks(pid):
     st = proc_stat(pid)
     return 0 if st is None else st[1] + st[2]
-
-
-def children_of(pid):
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            st = proc_stat(int(d))
-            if st and st[0] == pid:
-                out.append(int(d))
-    return out
 
 
 def read_status_kib(pid, key):
@@ -239,28 +231,6 @@ class Cleanup:
 
     def __exit__(self, *exc):
         self.run()
-
-
-def kill_pid(pid, sig=signal.SIGKILL):
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie still "exists"; treat it as gone
-    st = None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            st = f.read()
-    except OSError:
-        return False
-    return st[st.rindex(")") + 2] != "Z"
 
 
 # --- Petrel ----------------------------------------------------------------------------------------
@@ -441,50 +411,18 @@ address = "127.0.0.1:{self.port}"
 
 # --- Postfix ---------------------------------------------------------------------------------------
 
-POSTFIX_MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+# The services of every bench instance (no tlsmgr; the smtp client only with delivery="relay").
+POSTFIX_MASTER_CF = testlib_postfix.MASTER_CF
 
 
-def mail_user():
-    """(uid, gid) of the user that owns the bench Maildirs for Postfix's virtual(8): `petrel`
-    (the user Petrel writes its Maildirs as), else `nobody`."""
-    for name in ("petrel", "nobody"):
-        try:
-            pw = pwd.getpwnam(name)
-            return pw.pw_uid, pw.pw_gid
-        except KeyError:
-            continue
-    raise SystemExit("neither user petrel nor nobody exists (needed as the Maildir owner)")
-
-
-class Postfix(LogFile):
+class Postfix(LogFile, testlib_postfix.Postfix):
     """A private Postfix instance: own config dir, queue and data dirs, smtpd on 127.0.0.1:PORT.
 
     delivery="discard": all mail accepted for example.test (mydestination) and delivered by the
     discard transport (cheap delivery, but the queue file is still fsynced by cleanup before smtpd
     answers 250, Postfix's default).
     delivery="virtual": example.test is a virtual mailbox domain; bench@example.test is delivered by
-    virtual(8) into the Maildir <tmp>/vmail/example.test/bench/ (owned by mail_user()); virtual(8)
+    virtual(8) into the Maildir <tmp>/vmail/example.test/bench/ (owned by maildir_owner()); virtual(8)
     fsyncs each Maildir file before linking it into new/ (mail_copy() with MAIL_COPY_TOFILE).
     delivery="relay": every message for a domain other than example.test goes to `relayhost`
     (e.g. "[127.0.0.1]:2526") through the smtp(8) client (default_transport = smtp), with the
@@ -494,108 +432,40 @@ class Postfix(LogFile):
     def __init__(self, cleanup, process_limit=100, delivery="discard", relayhost=None):
         if delivery not in ("discard", "virtual", "relay"):
             raise ValueError(f"unknown delivery {delivery!r}")
+        if delivery == "relay" and not relayhost:
+            raise ValueError("delivery='relay' needs relayhost")
         self.delivery = delivery
-        if not os.access("/usr/sbin/postfix", os.X_OK):
-            raise SystemExit("postfix is not installed (/usr/sbin/postfix)")
-        self.tmp = make_tmpdir("postfix-bench-")
-        cleanup.add(lambda: remove_tmpdir(self.tmp))
-        self.port = free_port()
-        self.conf = os.path.join(self.tmp, "conf")
-        self.queue = os.path.join(self.tmp, "queue")
-        self.data = os.path.join(self.tmp, "data")
-        self.log_path = os.path.join(self.tmp, "postfix.log")
-        for d in (self.conf, self.queue, self.data):
-            os.mkdir(d)
-        shutil.chown(self.data, "postfix", "postfix")
-        if delivery == "virtual":
-            self.vmail = os.path.join(self.tmp, "vmail")
-            os.mkdir(self.vmail, 0o755)
-            uid, gid = mail_user()
-            os.chown(self.vmail, uid, gid)
-            vmap = os.path.join(self.conf, "vmailbox")
-            with open(vmap, "w") as f:
-                f.write(f"{RCPT} {DOMAIN}/bench/\n")  # trailing slash: Maildir
-            destination = f"""mydestination =
-virtual_mailbox_domains = {DOMAIN}
-virtual_mailbox_base = {self.vmail}
-virtual_mailbox_maps = texthash:{vmap}
-virtual_uid_maps = static:{uid}
-virtual_gid_maps = static:{gid}
-virtual_transport = virtual"""
-        else:
-            self.vmail = None
-            destination = f"mydestination = {DOMAIN}"
-        default_transport = "discard"
-        master_cf = POSTFIX_MASTER_CF
-        if delivery == "relay":
-            if not relayhost:
-                raise ValueError("delivery='relay' needs relayhost")
-            destination += f"\nrelayhost = {relayhost}\ndefault_destination_concurrency_limit = 20"
-            default_transport = "smtp"
-            master_cf += ("smtp      unix  -       -       n       -       -       smtp\n"
-                          "relay     unix  -       -       n       -       -       smtp\n")
-        with open(os.path.join(self.conf, "main.cf"), "w") as f:
-            f.write(f"""# private benchmark instance, generated by bench/benchlib.py
-compatibility_level = 3.6
-myhostname = mx.bench.test
+        if not os.access(testlib_postfix.POSTFIX, os.X_OK):
+            raise SystemExit(f"postfix is not installed ({testlib_postfix.POSTFIX})")
+        if delivery == "virtual" and testlib_postfix.maildir_owner() is None:
+            raise SystemExit("neither user petrel nor nobody exists (needed as the Maildir owner)")
+        # On top of the shared defaults; smtp_dns_support_level is Postfix's default here (the
+        # tests turn DNS off), as the bench always measured it.
+        main_cf = f"""# bench/benchlib.py, delivery = {delivery}
 mydomain = bench.test
-myorigin = $myhostname
-{destination}
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-queue_directory = {self.queue}
-data_directory = {self.data}
-maillog_file = {self.log_path}
-maillog_file_prefixes = {self.tmp}
-local_recipient_maps =
-alias_maps =
-alias_database =
-default_transport = {default_transport}
+default_transport = {"smtp" if delivery == "relay" else "discard"}
 local_transport = discard
 relay_transport = discard
 default_process_limit = {process_limit}
-biff = no
-smtputf8_enable = no
-""")
-        with open(os.path.join(self.conf, "master.cf"), "w") as f:
-            f.write(master_cf.format(port=self.port))
-        self.master_pid = None
+smtp_dns_support_level =
+"""
+        if delivery != "virtual":
+            main_cf += f"mydestination = {DOMAIN}\n"
+        master_cf = POSTFIX_MASTER_CF
+        if delivery == "relay":
+            main_cf += f"relayhost = {relayhost}\ndefault_destination_concurrency_limit = 20\n"
+            master_cf += testlib_postfix.MASTER_CF_SMTP
+        tmp = make_tmpdir("postfix-bench-")
+        cleanup.add(lambda: remove_tmpdir(tmp))
+        super().__init__(main_cf=main_cf, hostname="mx.bench.test", tmp=tmp, master_cf=master_cf,
+                         mailboxes={RCPT: f"{DOMAIN}/bench/"} if delivery == "virtual" else None)
         cleanup.add(self.stop)
 
-    def postfix(self, *args, check=True):
-        r = subprocess.run(["/usr/sbin/postfix", "-c", self.conf, *args], capture_output=True, text=True,
-                           timeout=60)
-        if check and r.returncode != 0:
-            raise RuntimeError(f"postfix -c {self.conf} {' '.join(args)} failed ({r.returncode}): "
-                               f"{r.stderr.strip()}\n{self.log_tail()}")
-        return r
-
     def start(self, timeout=20):
-        self.postfix("check")
-        self.postfix("start")
-        pidfile = os.path.join(self.queue, "pid", "master.pid")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with open(pidfile) as f:
-                    self.master_pid = int(f.read().split()[0])
-                break
-            except (OSError, ValueError, IndexError):
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("postfix master did not write its pid file\n" + self.log_tail())
-        # wait until smtpd answers
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-                    s.settimeout(5)
-                    if s.recv(512).startswith(b"220"):
-                        s.sendall(b"QUIT\r\n")
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("postfix smtpd did not answer\n" + self.log_tail())
+        super().start(timeout)
+
+    def log_excerpt(self):
+        return self.log_tail()
 
     def log_errors(self):
         return [l for l in self.log_text().splitlines() if re.search(r"\b(warning|error|fatal|panic):", l)]
@@ -612,13 +482,6 @@ smtputf8_enable = no
     def delivered_count(self):
         """Deliveries the log reports (status=sent by discard(8) or virtual(8))."""
         return len(re.findall(r"postfix/(?:discard|virtual)\[\d+\]: .* status=sent", self.log_text()))
-
-    def queue_files(self):
-        n = 0
-        for sub in ("incoming", "active", "deferred", "maildrop", "hold"):
-            for _root, _dirs, files in os.walk(os.path.join(self.queue, sub)):
-                n += len(files)
-        return n
 
     def wait_drained(self, timeout=60):
         deadline = time.monotonic() + timeout
@@ -647,23 +510,6 @@ smtputf8_enable = no
         if st:
             total += st[1] + st[2] + st[3] + st[4]
         return total
-
-    def stop(self):
-        if self.master_pid is None:
-            return
-        pids = self.pids()
-        if self.alive():
-            self.postfix("stop", check=False)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and self.alive():
-                time.sleep(0.1)
-            if self.alive():
-                self.postfix("abort", check=False)
-                time.sleep(0.5)
-        for p in pids:  # leftovers, by PID only
-            if pid_alive(p):
-                kill_pid(p)
-        self.master_pid = None
 
 
 # --- load generator ----------------------------------------------------------------------------------

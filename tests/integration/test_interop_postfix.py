@@ -22,15 +22,14 @@ test fails (context managers).
 """
 import glob
 import os
-import pwd
 import re
 import shutil
 import time
 import unittest
 
 from fake_smtp import make_self_signed
-from petrel import DOMAIN, Dialog, Petrel
-from postfix import Postfix, postfix_skip_reason
+from petrel import DOMAIN, Petrel, send_mail
+from postfix import Postfix, maildir_owner, postfix_skip_reason
 
 SKIP = postfix_skip_reason()
 DEST = "dest.example"  # not served by Petrel: relayed
@@ -72,24 +71,6 @@ def split_headers(data, nl):
         pos = end + len(nl)
 
 
-def submit(port, sender, rcpt, data_crlf, mail_params=""):
-    """One SMTP transaction to Petrel (data dot-stuffed here); returns the queue id."""
-    c = Dialog(port)
-    try:
-        c.expect(220)
-        c.cmd("EHLO client.example", 250)
-        c.cmd(f"MAIL FROM:<{sender}>{(' ' + mail_params) if mail_params else ''}", 250)
-        c.cmd(f"RCPT TO:<{rcpt}>", 250)
-        c.cmd("DATA", 354)
-        stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in data_crlf.split(b"\r\n"))
-        c.send(stuffed + b".\r\n")
-        qid = c.expect(250).split()[-1]
-        c.cmd("QUIT", 221)
-        return qid
-    finally:
-        c.close()
-
-
 def wait_files(pattern, n, timeout=WAIT):
     deadline = time.monotonic() + timeout
     while True:
@@ -99,37 +80,16 @@ def wait_files(pattern, n, timeout=WAIT):
         time.sleep(0.1)
 
 
-def vmail_owner():
-    for name in ("petrel", "nobody"):
-        try:
-            pw = pwd.getpwnam(name)
-            return pw.pw_uid, pw.pw_gid
-        except KeyError:
-            continue
-    raise unittest.SkipTest("neither user petrel nor nobody exists (owner of Postfix's virtual Maildir)")
-
-
 @unittest.skipIf(SKIP, SKIP)
 class PetrelToPostfix(unittest.TestCase):
     """Petrel -> Postfix smtpd (STARTTLS offered, required by Petrel) -> virtual(8) Maildir."""
 
     def postfix(self):
+        if maildir_owner() is None:
+            self.skipTest("neither user petrel nor nobody exists (owner of Postfix's virtual Maildir)")
         tmp = self.enterContext(_TempDir())
         cert, key = make_self_signed(tmp, "mx.postfix.example")
-        vmail = os.path.join(tmp, "vmail")
-        os.mkdir(vmail, 0o755)
-        uid, gid = vmail_owner()
-        os.chown(vmail, uid, gid)
-        vmap = os.path.join(tmp, "vmailbox")
-        with open(vmap, "w") as f:
-            f.write(f"bob@{DEST} {DEST}/bob/\n")  # trailing slash: Maildir
-        pf = Postfix(main_cf=f"""
-virtual_mailbox_domains = {DEST}
-virtual_mailbox_base = {vmail}
-virtual_mailbox_maps = texthash:{vmap}
-virtual_uid_maps = static:{uid}
-virtual_gid_maps = static:{gid}
-virtual_transport = virtual
+        pf = Postfix(mailboxes={f"bob@{DEST}": f"{DEST}/bob/"}, main_cf=f"""
 smtpd_tls_security_level = may
 smtpd_tls_cert_file = {cert}
 smtpd_tls_key_file = {key}
@@ -137,7 +97,7 @@ smtpd_tls_received_header = yes
 smtpd_tls_loglevel = 1
 """)
         self.enterContext(pf)
-        return pf, os.path.join(vmail, DEST, "bob", "new", "*")
+        return pf, os.path.join(pf.vmail, DEST, "bob", "new", "*")
 
     def petrel(self, pf):
         p = Petrel(smtp_toml='trusted_networks = ["127.0.0.0/8"]',
@@ -173,7 +133,7 @@ smtpd_tls_loglevel = 1
 
         # 1: a 7-bit message with every dot and white-space case
         m1 = message_lf("interop one", tricky_body(), f"bob@{DEST}")
-        q1 = submit(p.port(), "sender@remote.example", f"bob@{DEST}", crlf(m1))
+        q1 = send_mail(p, [f"bob@{DEST}"], crlf(m1), sender="sender@remote.example")
         files = wait_files(new_glob, 1)
         self.assertEqual(len(files), 1, f"not delivered in {WAIT} s\npetrel:\n{p.log()[-3000:]}\n"
                                         f"postfix:\n{pf.log()[-3000:]}")
@@ -191,7 +151,8 @@ smtpd_tls_loglevel = 1
         body = ("Grüße aus Zürich, ½ € — ünïcödé.\n" + tricky_body()) * 1
         body += "".join(f"{i:06d} " + "äöü" * 20 + "x" * 40 + "\n" for i in range(3000))
         m2 = message_lf("interop two", body, f"bob@{DEST}")
-        q2 = submit(p.port(), "sender@remote.example", f"bob@{DEST}", crlf(m2), "BODY=8BITMIME")
+        q2 = send_mail(p, [f"bob@{DEST}"], crlf(m2), sender="sender@remote.example",
+                       mail_params="BODY=8BITMIME")
         files = wait_files(new_glob, 2)
         self.assertEqual(len(files), 2, f"second message not delivered in {WAIT} s\n{p.log()[-3000:]}")
         self.check_delivered(pf, p, files[1], m2, q2)

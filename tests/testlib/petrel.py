@@ -42,6 +42,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def read_text(path):
+    """A log file's text (bad UTF-8 replaced); "" while the file does not exist yet."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
 class Petrel:
     """A private Petrel server. extra_toml is appended to the generated config; sections it
     names must not be generated ones unless smtp_toml/queue_toml are used instead. [queue]
@@ -148,11 +157,7 @@ address = "127.0.0.1:{self.ports['submissions']}"
         return self.ports[kind]
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return read_text(self.log_path)
 
     def cli(self, *args, input=None, check=True):
         r = subprocess.run([PETREL_BIN, *args, "-c", self.config_path], input=input, capture_output=True, text=True,
@@ -323,19 +328,22 @@ def message(subject="test", body="Hello.\r\n", size=None):
     return text
 
 
-def send_mail(p, rcpts, data, sender="sender@remote.example", port="smtp"):
-    """One SMTP transaction to server `p`: EHLO, MAIL, each RCPT (all must get 250), DATA with
-    `data` (bytes, CRLF line ends) dot-stuffed, QUIT. Returns the queue id from the 250."""
+def send_mail(p, rcpts, data, sender="sender@remote.example", port="smtp", mail_params=""):
+    """One SMTP transaction to server `p`: EHLO, MAIL (with `mail_params`, e.g. "BODY=8BITMIME"),
+    each RCPT (all must get 250), DATA with `data` (bytes, CRLF line ends) dot-stuffed, QUIT.
+    Returns the queue id from the 250."""
     c = Dialog(p.port(port))
-    c.expect(220)
-    c.cmd("EHLO client.example", 250)
-    c.cmd(f"MAIL FROM:<{sender}>", 250)
-    for r in rcpts:
-        c.cmd(f"RCPT TO:<{r}>", 250)
-    c.cmd("DATA", 354)
-    stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in data.split(b"\r\n"))
-    c.send(stuffed + b".\r\n")
-    qid = c.expect(250).split()[-1]
-    c.cmd("QUIT", 221)
-    c.close()
-    return qid
+    try:
+        c.expect(220)
+        c.cmd("EHLO client.example", 250)
+        c.cmd(f"MAIL FROM:<{sender}>{(' ' + mail_params) if mail_params else ''}", 250)
+        for r in rcpts:
+            c.cmd(f"RCPT TO:<{r}>", 250)
+        c.cmd("DATA", 354)
+        stuffed = b"\r\n".join((b"." + l if l.startswith(b".") else l) for l in data.split(b"\r\n"))
+        c.send(stuffed + b".\r\n")
+        qid = c.expect(250).split()[-1]
+        c.cmd("QUIT", 221)
+        return qid
+    finally:
+        c.close()

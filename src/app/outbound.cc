@@ -41,8 +41,20 @@ bool loopback(const std::string& a) { return a.rfind("127.", 0) == 0 || a == "::
 
 }  // namespace
 
+base::Result<std::string> read_relay_password(const config::RemoteConfig& r) {
+  std::string password;
+  if (r.relay_password_file.empty()) return password;
+  std::ifstream in(r.relay_password_file);
+  if (!in || !std::getline(in, password)) {
+    return base::permanent_error("remote.relay_password_file: cannot read " + r.relay_password_file);
+  }
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  return password;
+}
+
 base::Result<std::unique_ptr<delivery::RemoteTransport>> make_remote_transport(const config::Config& c,
-                                                                               const queue::Spool& spool) {
+                                                                               const queue::Spool& spool,
+                                                                               std::string relay_password) {
   const config::RemoteConfig& r = c.remote;
   delivery::RemoteOptions o;
   o.hostname = c.server.hostname;
@@ -54,13 +66,7 @@ base::Result<std::unique_ptr<delivery::RemoteTransport>> make_remote_transport(c
     }
   }
   o.relay_user = r.relay_user;
-  if (!r.relay_password_file.empty()) {
-    std::ifstream in(r.relay_password_file);
-    if (!in || !std::getline(in, o.relay_password)) {
-      return base::permanent_error("remote.relay_password_file: cannot read " + r.relay_password_file);
-    }
-    if (!o.relay_password.empty() && o.relay_password.back() == '\r') o.relay_password.pop_back();
-  }
+  o.relay_password = std::move(relay_password);
   if (!delivery::parse_tls_level(r.tls, o.tls)) return base::permanent_error("remote.tls: unknown level " + r.tls);
   for (const auto& [domain, level] : r.tls_policy) {
     delivery::TlsLevel l;

@@ -159,6 +159,10 @@ int serve(const config::Config& c) {
   auto server = std::make_unique<smtp::server::Server>(c, loop_ptrs);
   if (auto s = server->bind(); !s) die(s.error().message);
 
+  // Secrets the server's user may not be able to read: before privileges go.
+  auto relay_password = read_relay_password(c.remote);
+  if (!relay_password) die(relay_password.error().message);
+
   drop_privileges(c);
 
   auto spool = queue::Spool::open(c.server.data_dir, c.queue, queue::Spool::Mode::kWritable);
@@ -182,7 +186,7 @@ int serve(const config::Config& c) {
                                       intake.get()});
   // Mail for other domains leaves through the remote transport (MX or smarthost, [remote]);
   // the router sends each recipient to the local or the remote side by its domain.
-  auto remote = make_remote_transport(c, **spool);
+  auto remote = make_remote_transport(c, **spool, std::move(relay_password).value());
   if (!remote) die("cannot start outbound delivery: " + remote.error().message);
   std::unique_ptr<delivery::RemoteTransport> remote_transport = std::move(remote).value();
   delivery::Router router(**directory, *transport, *remote_transport);

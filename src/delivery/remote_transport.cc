@@ -206,8 +206,14 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
       d.key = key;
       d.domain = key.empty() ? options_.relay_host : key;
       d.tls = options_.tls;
-      if (auto p = options_.tls_policy.find(key); !key.empty() && p != options_.tls_policy.end()) d.tls = p->second;
-      if (key.empty() && !options_.relay_user.empty() && d.tls < TlsLevel::kRequired) d.tls = TlsLevel::kRequired;
+      // The smarthost's entry is its host name (or address) as relay_host gives it.
+      auto p = options_.tls_policy.find(key.empty() ? base::to_lower(options_.relay_host) : key);
+      const bool named = p != options_.tls_policy.end();
+      if (named) d.tls = p->second;
+      if (key.empty() && !options_.relay_user.empty()) {
+        // A password goes there: verified TLS unless the operator said "required" for it.
+        d.tls = named ? std::max(d.tls, TlsLevel::kRequired) : TlsLevel::kVerify;
+      }
     }
     return d;
   }

@@ -65,9 +65,12 @@ struct RemoteOptions {
   // never MX); empty = MX routing.
   std::string relay_host;
   std::uint16_t relay_port = 25;
-  std::string relay_user, relay_password;  // AUTH at the smarthost (then TLS is required)
+  // AUTH at the smarthost. Then its TLS level is "verify" (a certificate valid for relay_host:
+  // the password never goes to a man in the middle), unless tls_policy names relay_host, which
+  // may lower it to "required" but never below.
+  std::string relay_user, relay_password;
   TlsLevel tls = TlsLevel::kOpportunistic;
-  std::map<std::string, TlsLevel> tls_policy;  // per destination domain (lower case)
+  std::map<std::string, TlsLevel> tls_policy;  // per destination domain, or the smarthost's name (lower case)
   std::string ca_file;                         // for kVerify; empty = system store
   std::size_t connections_per_destination = 20;
   std::size_t max_connections = 200;

@@ -331,22 +331,37 @@ class Remote(unittest.TestCase):
                 self.assertTrue(p.wait_log(f"queue.deferred id={qid}", 5), p.log()[-3000:])
             self.assertNotIn("injected", "".join(line for line in p.log().splitlines() if "result=delivered" in line))
 
-    def test_smarthost_with_auth_over_tls(self):
+    def smarthost_secrets(self, relay):
+        """A directory the server's user can read (it may run as petrel) holding the relay's
+        CA (its self-signed certificate, valid for 127.0.0.1) and the password file, root's
+        own with mode 0600: it is read before privileges are dropped."""
         secrets = tempfile.mkdtemp(prefix="petrel-relay-")
-        os.chmod(secrets, 0o755)  # the server may run as the petrel user
+        self.addCleanup(shutil.rmtree, secrets, True)
+        os.chmod(secrets, 0o755)
         pw = os.path.join(secrets, "relay.pw")
         with open(pw, "w") as f:
             f.write("relay-secret\n")
-        os.chmod(pw, 0o644)
-        try:
-            with FakeSmtp(starttls=True, auth=("relayuser", "relay-secret")) as relay, \
-                    Petrel(smtp_toml=TRUSTED, queue_toml=FAST_RETRY, extra_toml=f"""
+        os.chmod(pw, 0o600)
+        ca = os.path.join(secrets, "relay-ca.pem")
+        shutil.copy(relay.cert_file, ca)
+        os.chmod(ca, 0o644)
+        return pw, ca
+
+    def smarthost_toml(self, relay, pw, extra=""):
+        return f"""
 [remote]
 relay_host = "127.0.0.1:{relay.port}"
 relay_user = "relayuser"
 relay_password_file = "{pw}"
 command_timeout = "3s"
-""") as p:
+{extra}
+"""
+
+    def test_smarthost_with_auth_over_verified_tls(self):
+        with FakeSmtp(starttls=True, auth=("relayuser", "relay-secret")) as relay:
+            pw, ca = self.smarthost_secrets(relay)
+            with Petrel(smtp_toml=TRUSTED, queue_toml=FAST_RETRY,
+                        extra_toml=self.smarthost_toml(relay, pw, f'ca_file = "{ca}"')) as p:
                 self.send(p, ["a@anywhere.example", "b@elsewhere.example"])
                 relay.wait_transactions(1)
                 t = relay.transactions[0]
@@ -357,8 +372,25 @@ command_timeout = "3s"
                 # A smarthost given by address is logged as Postfix does, not as "[ip][ip]".
                 self.assertTrue(p.wait_log("rcpt=a@anywhere.example relay=127.0.0.1[127.0.0.1] result=delivered", 5),
                                 p.log()[-3000:])
-        finally:
-            shutil.rmtree(secrets, ignore_errors=True)
+
+    def test_smarthost_password_never_goes_over_unverified_tls_unless_allowed(self):
+        with FakeSmtp(starttls=True, auth=("relayuser", "relay-secret")) as relay:
+            pw, _ = self.smarthost_secrets(relay)
+            # No ca_file: the relay's certificate is not from a known CA: defer, send nothing.
+            with Petrel(smtp_toml=TRUSTED, queue_toml=FAST_RETRY, extra_toml=self.smarthost_toml(relay, pw)) as p:
+                qid = self.send(p, ["a@anywhere.example"])
+                self.assertTrue(p.wait_log(f"queue.deferred id={qid}", 20), p.log()[-3000:])
+                self.assertEqual(relay.transactions, [])
+                self.assertGreaterEqual(relay.connection_count(), 1, "it did try the relay")
+                sent = [cmd for c in relay.connections for cmd in c.commands]
+                self.assertFalse([cmd for cmd in sent if cmd.upper().startswith("AUTH")], sent)
+            # The operator accepts this relay's certificate as it is: "required" for its name.
+            with Petrel(smtp_toml=TRUSTED, queue_toml=FAST_RETRY, extra_toml=self.smarthost_toml(
+                    relay, pw, '[remote.tls_policy]\n"127.0.0.1" = "required"')) as p:
+                self.send(p, ["a@anywhere.example"])
+                relay.wait_transactions(1)
+                self.assertTrue(relay.transactions[0].tls)
+                self.assertEqual(relay.transactions[0].auth_user, "relayuser")
 
     def test_an_alias_to_another_domain_is_forwarded(self):
         with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port)) as mx, \

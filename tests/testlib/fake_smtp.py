@@ -61,12 +61,13 @@ __all__ = ["FakeSmtp", "Transaction", "Rcpt", "Connection", "make_self_signed"]
 
 
 def make_self_signed(directory, host_name):
-    """Writes cert.pem and key.pem (EC P-256, 2 days) for host_name into directory."""
+    """Writes cert.pem and key.pem (EC P-256, 2 days) for host_name, and for 127.0.0.1 where the
+    fake servers listen, into directory."""
     cert = os.path.join(directory, "cert.pem")
     key = os.path.join(directory, "key.pem")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-days", "2", "-subj", "/CN=" + host_name, "-addext", "subjectAltName=DNS:" + host_name,
+         "-days", "2", "-subj", "/CN=" + host_name, "-addext", "subjectAltName=DNS:" + host_name + ",IP:127.0.0.1",
          "-keyout", key, "-out", cert],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
     return cert, key

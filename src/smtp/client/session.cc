@@ -260,6 +260,8 @@ net::awaitable<std::optional<OpenFailure>> starttls(State& s) {
   }
   s.deadline.expire_after(o.timeouts.starttls);
   std::string name = o.tls_name.empty() ? s.host_name : o.tls_name;
+  // A domain literal ("[192.0.2.1]", a smarthost given by address) is checked as that address.
+  if (name.size() >= 2 && name.front() == '[' && name.back() == ']') name = s.address;
   net::error_code ec = co_await s.stream.start_tls_client(*o.tls_context, name);
   bool expired = s.deadline.expired();
   s.deadline.expire_after(kIdle);

@@ -283,8 +283,10 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
   }
   // `code` is the server's reply code, 0 when Petrel made the answer up (then the DSN names no
   // Remote-MTA: RFC 3464 2.3.5, the MTA that reported the status).
+  // `handoff` matters for kDelivered only (queue/transport.h).
   void finish_one(Work& work, std::uint32_t index, Outcome outcome, const std::string& why, int code,
-                  const std::string& relay, std::size_t reused) {
+                  const std::string& relay, std::size_t reused,
+                  RecipientResult::Handoff handoff = RecipientResult::Handoff::kRelayed) {
     const auto& env = work.job->job.message.envelope;
     PETREL_LOG(kInfo, "delivery.remote", "id={} rcpt={} relay={} result={} why=\"{}\" conn_reused={}",
                work.job->job.message.id, base::log_escape(env.recipients[index].address.str()),
@@ -296,7 +298,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
       (outcome == Outcome::kDelivered ? stats_.delivered : outcome == Outcome::kFailed ? stats_.failed : stats_.deferred)++;
     }
     std::string host = code != 0 ? relay.substr(0, relay.find('[')) : std::string();
-    work.job->set(index, RecipientResult{index, outcome, why, static_cast<std::uint16_t>(code), host});
+    work.job->set(index, RecipientResult{index, outcome, why, static_cast<std::uint16_t>(code), host, handoff});
   }
 
   void fail_all_queued() {
@@ -568,7 +570,10 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
           last = why + " (" + relay + ")";
           continue;
         }
-        finish_one(work, r.index, o, why, r.from_server ? r.reply.code : 0, relay, reused);
+        // A next hop that offers DSN got our NOTIFY/ORCPT (commands.cc) and reports from here on.
+        finish_one(work, r.index, o, why, r.from_server ? r.reply.code : 0, relay, reused,
+                   session->capabilities().dsn ? RecipientResult::Handoff::kPassedOn
+                                               : RecipientResult::Handoff::kRelayed);
       }
       if (again.empty()) {
         work.job->finish_one();

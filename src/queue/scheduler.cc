@@ -717,6 +717,8 @@ struct Scheduler::Impl {
       auto outcome = res ? res->outcome : RecipientResult::Outcome::kDeferred;
       if (outcome == RecipientResult::Outcome::kDelivered) {
         st.status = RecipientStatus::kDelivered;
+        if (res->handoff == RecipientResult::Handoff::kPassedOn) st.flags |= format::kStateFlagDsnPassedOn;
+        if (res->handoff == RecipientResult::Handoff::kRelayed) st.flags |= format::kStateFlagRelayed;
       } else if (outcome == RecipientResult::Outcome::kFailed) {
         st.status = RecipientStatus::kFailed;
       } else if (now >= expire_at(e)) {
@@ -797,7 +799,8 @@ struct Scheduler::Impl {
     bool bounce = false, success = false, deferred = false;
     for (const auto& st : commit->states) {
       bounce = bounce || bounce_state(st.status);
-      success = success || (st.status == RecipientStatus::kDelivered && (e.flags & kSuccessNotify));
+      success = success || (st.status == RecipientStatus::kDelivered && (e.flags & kSuccessNotify) &&
+                            !(st.flags & format::kStateFlagDsnPassedOn));
       deferred = deferred || st.status == RecipientStatus::kDeferred;
     }
     bool null_sender = e.flags & kNullSender;
@@ -884,14 +887,19 @@ struct Scheduler::Impl {
       } else if (delayed) {
         want = unspecified || (r.notify & mail::kNotifyDelay);
       } else {
-        want = st.status == RecipientStatus::kDelivered && (r.notify & mail::kNotifySuccess);
+        // A next hop that took NOTIFY on reports the success itself (RFC 3461 6.2.x: one notice).
+        want = st.status == RecipientStatus::kDelivered && (r.notify & mail::kNotifySuccess) &&
+               !(st.flags & format::kStateFlagDsnPassedOn);
       }
       if (!want || (!all_failures && (r.notify & mail::kNotifyNever))) continue;
       mail::DsnRecipient d;
       d.recipient = r.address;
       d.orcpt_type = r.orcpt_type;
       d.orcpt = r.orcpt;
-      d.action = failed ? mail::DsnAction::kFailed : delayed ? mail::DsnAction::kDelayed : mail::DsnAction::kDelivered;
+      d.action = failed                                      ? mail::DsnAction::kFailed
+                 : delayed                                   ? mail::DsnAction::kDelayed
+                 : (st.flags & format::kStateFlagRelayed) != 0 ? mail::DsnAction::kRelayed
+                                                             : mail::DsnAction::kDelivered;
       d.status = !st.enhanced.empty() ? st.enhanced : failed ? "5.0.0" : delayed ? "4.0.0" : "2.0.0";
       d.remote_mta = st.remote_host;
       d.diagnostic = st.reply_code != 0 ? std::to_string(st.reply_code) + " " : "";

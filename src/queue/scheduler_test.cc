@@ -52,6 +52,7 @@ class FakeTransport final : public Transport {
     return jobs_.size();
   }
   std::string deferred_why = "4.2.2 mailbox full";  // the diagnostic of kDeferred answers
+  RecipientResult::Handoff handoff = RecipientResult::Handoff::kFinal;  // of kDelivered answers
   DeliveryJob job(std::size_t i) {
     std::lock_guard lk(mu_);
     return jobs_.at(i).job;
@@ -75,7 +76,7 @@ class FakeTransport final : public Transport {
       for (std::uint32_t r : j.job.recipients) {
         Outcome o = outcome(r);
         std::string d = o == Outcome::kDelivered ? "2.0.0 ok" : o == Outcome::kFailed ? "5.1.1 no such user" : deferred_why;
-        results.push_back({r, o, d, 0, ""});
+        results.push_back({r, o, d, 0, "", handoff});
       }
     }
     done(std::move(results));
@@ -713,6 +714,37 @@ TEST_F(NoticeTest, NotifySuccessGivesADeliveredReport) {
   std::string body = body_of(transport_->job(1));
   EXPECT_NE(body.find("Action: delivered"), std::string::npos);
   EXPECT_NE(body.find("Original-Envelope-Id: env-42"), std::string::npos);
+}
+
+TEST_F(NoticeTest, ANextHopWithoutDsnGetsARelayedReport) {
+  open();
+  auto e = sample_envelope(1);
+  e.recipients[0].notify = mail::kNotifySuccess;
+  put_env(e);
+  sched_->tick();
+  transport_->handoff = RecipientResult::Handoff::kRelayed;
+  transport_->answer_all(0, Outcome::kDelivered);
+  settle();
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 2u);
+  std::string body = body_of(transport_->job(1));
+  EXPECT_NE(body.find("Action: relayed"), std::string::npos) << body;
+  EXPECT_EQ(body.find("Action: delivered"), std::string::npos) << body;
+}
+
+TEST_F(NoticeTest, ANextHopThatTookTheDsnRequestReportsSuccessItself) {
+  open();
+  auto e = sample_envelope(1);
+  e.recipients[0].notify = mail::kNotifySuccess;
+  put_env(e);
+  sched_->tick();
+  transport_->handoff = RecipientResult::Handoff::kPassedOn;
+  transport_->answer_all(0, Outcome::kDelivered);
+  settle();
+  sched_->tick();
+  EXPECT_EQ(transport_->count(), 1u) << "no success notice of our own";
+  EXPECT_EQ(sched_->stats().notices, 0u);
+  EXPECT_EQ(sched_->stats().delivered, 1u);
 }
 
 TEST_F(NoticeTest, OneDelayWarningAfterTheDelayTimeAndNeverASecondOneEvenAfterARestart) {

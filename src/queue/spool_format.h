@@ -106,7 +106,11 @@ inline constexpr std::uint8_t kStateVersion = 1;
 inline constexpr std::uint8_t kStateVersionFlags = 2;
 // A delay warning (DSN "delayed") about this message was queued: never send another.
 inline constexpr std::uint8_t kStateFlagDelayNotified = 1;
-inline constexpr std::uint8_t kStateKnownFlags = kStateFlagDelayNotified;
+// A DELIVERED state reached through a next hop (RecipientResult::Handoff): one that took the
+// DSN request on (no success notice from us), or one without DSN (our notice says "relayed").
+inline constexpr std::uint8_t kStateFlagDsnPassedOn = 2;
+inline constexpr std::uint8_t kStateFlagRelayed = 4;
+inline constexpr std::uint8_t kStateKnownFlags = kStateFlagDelayNotified | kStateFlagDsnPassedOn | kStateFlagRelayed;
 
 enum class RecipientStatus : std::uint8_t {
   kDelivered = 1,  // final

@@ -33,6 +33,11 @@ struct RecipientResult {
   std::string diagnostic;
   std::uint16_t code = 0;   // the reply code when there was one (250, 452, 550), else 0
   std::string remote_host;  // who answered, for remote delivery; empty for local
+  // After kDelivered from a next hop, who tells the sender of the success (RFC 3461 6,
+  // RFC 3464 2.3.3): kFinal, we do ("delivered": a mailbox took it); kPassedOn, the next hop
+  // (it offered DSN and took NOTIFY: we say nothing); kRelayed, we do as "relayed" (it does
+  // not do DSN, so nobody else will).
+  enum class Handoff : std::uint8_t { kFinal, kPassedOn, kRelayed } handoff = Handoff::kFinal;
 };
 
 class Transport {

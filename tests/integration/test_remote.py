@@ -438,6 +438,26 @@ command_timeout = "3s"
             params = t.rcpts[0].params
             self.assertIn("NOTIFY=SUCCESS,FAILURE", params)
             self.assertIn("ORCPT=rfc822;orig@plain.example", params)
+            # The next hop took the request on and reports the success: none from Petrel too.
+            self.assertTrue(p.wait_log("rcpt=x@plain.example relay=plain.example[127.0.0.1] result=delivered", 10))
+            time.sleep(1.0)
+            self.assertEqual(mailbox(p), [], "no second success notice")
+
+    def test_a_next_hop_without_dsn_gets_a_relayed_report_with_the_original_recipient(self):
+        with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port)) as mx, \
+                remote_petrel(dns, self.port) as p:
+            qid = self.raw_send(p, "MAIL FROM:<alice@example.test> RET=FULL ENVID=env-7",
+                                ["RCPT TO:<x@plain.example> NOTIFY=SUCCESS ORCPT=rfc822;orig@plain.example"],
+                                message(subject="relayed report").encode())
+            mx.wait_transactions(1)
+            self.assertNotIn("NOTIFY", mx.transactions[0].rcpts[0].params, "not offered, not sent")
+            dsn = self.bounce_for(p, qid)
+            fields = dsn_fields(dsn)
+            self.assertEqual(fields[0]["action"], "relayed")
+            self.assertEqual(fields[0]["status"], "2.0.0")
+            self.assertEqual(fields[0]["original-recipient"], "rfc822; orig@plain.example")
+            self.assertEqual(fields[0]["final-recipient"], "rfc822; x@plain.example")
+            self.assertIn("env-7", dsn.as_string())
 
     def test_an_smtputf8_message_to_a_server_without_it_bounces_5_6_7(self):
         with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port)) as mx, remote_petrel(dns, self.port) as p:

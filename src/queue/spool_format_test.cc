@@ -234,8 +234,15 @@ TEST(SpoolFormat, StateFlagsMakeVersion2WithOneEncoding) {
   zero.back() = '\0';
   EXPECT_FALSE(decode_state(zero));
   std::string unknown = v2;
-  unknown.back() = '\x02';
+  unknown.back() = '\x08';
   EXPECT_FALSE(decode_state(unknown));
+  // The handoff flags of a DELIVERED state round-trip too.
+  st.flags = kStateFlagDsnPassedOn | kStateFlagRelayed;
+  std::string handoff;
+  ASSERT_TRUE(encode_state(st, handoff));
+  auto h = decode_state(handoff);
+  ASSERT_TRUE(h) << h.error().message;
+  EXPECT_EQ(h->flags, kStateFlagDsnPassedOn | kStateFlagRelayed);
   EXPECT_FALSE(decode_state(v1 + "\x01")) << "version 1 has nothing after the host";
 }
 

@@ -513,6 +513,8 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
     std::vector<std::uint32_t> todo = work.recipients;
     bool too_big = false;
     bool started_over = false;
+    // Another host after this one: a 4xx from this one moves on to it.
+    auto another_host = [&route, &at] { return at.hop + 1 < route.hops.size(); };
     while (true) {
       if (!session) {
         session = co_await open_next(dest, route, at, last, relay);
@@ -556,6 +558,8 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
       ++sent;
 
       std::vector<std::uint32_t> again;  // to try at the next hop
+      bool broke = false;                // the connection failed (not a reply)
+      bool refused_for_now = false;      // a 4xx reply, and another host to ask
       for (const auto& r : result.recipients) {
         Outcome o = outcome_of(r.reply.code);
         std::string why = diagnostic_of(r.reply);
@@ -567,7 +571,17 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
         }
         if (o == Outcome::kDeferred && !result.connection_usable) {
           again.push_back(r.index);
+          broke = true;
           last = why + " (" + relay + ")";
+          continue;
+        }
+        if (o == Outcome::kDeferred && r.from_server && another_host()) {
+          again.push_back(r.index);
+          refused_for_now = true;
+          last = why + " (" + relay + ")";
+          PETREL_LOG(kInfo, "delivery.remote_next_host", "id={} rcpt={} relay={} why=\"{}\"", work.job->job.message.id,
+                     base::log_escape(work.job->job.message.envelope.recipients[r.index].address.str()), relay,
+                     base::log_escape(why));
           continue;
         }
         // A next hop that offers DSN got our NOTIFY/ORCPT (commands.cc) and reports from here on.
@@ -580,13 +594,18 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
         if (!result.connection_usable) session.reset();
         co_return true;
       }
-      // The connection broke, or this host refuses the size: the rest goes to the next hop.
+      // The connection broke, this host refuses the size, or it said 4xx with another host to
+      // ask: the rest goes to the next hop.
       // A reused connection that broke (the server closed it while idle, or ended it after
       // its own message limit: a 421 to RSET) says nothing about the host: start the route
       // over once, rather than skip the preferred host or defer.
-      if (reused > 0 && !too_big && !started_over) {
+      if (broke && reused > 0 && !too_big && !started_over) {
         started_over = true;
         at = Cursor{};
+      } else if ((refused_for_now || too_big) && at.hop < route.hops.size()) {
+        // This host answered: its other addresses would say the same. On to the next host.
+        ++at.hop;
+        at.address = 0;
       }
       todo = std::move(again);
       if (session) {

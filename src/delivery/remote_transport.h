@@ -19,7 +19,9 @@
 // thread, with one result per recipient asked for, in order. kDelivered means the next hop
 // answered 2xx to the final dot (it took responsibility, RFC 5321 6.1).
 // Results per recipient:
-//   - 2xx → delivered; 5xx → failed (bounced by the queue); 4xx → deferred (retried later).
+//   - 2xx → delivered; 5xx → failed (bounced by the queue); 4xx → the next MX host at once (a
+//     backup MX may take what the first refused for now), and deferred (retried later) when no
+//     host is left. The connection goes on with the host that took them.
 //   - Connection trouble (refused, lost, timed out, a 4xx/5xx greeting, TLS failure) → the next
 //     address, then the next MX host; when every hop failed, deferred with the last reason.
 //     A reused connection that breaks (closed while idle, a 421 to RSET) starts the route

@@ -248,6 +248,26 @@ class Remote(unittest.TestCase):
                              "the delivered recipient is not sent again")
             self.assertEqual(mailbox(p), [])
 
+    def test_451_at_the_preferred_mx_goes_to_the_backup_at_once(self):
+        with FakeDns(self.zone) as dns, \
+                FakeSmtp(host_name="mx1.remote.example", bind=("127.0.0.3", self.port),
+                         rcpt_replies={r"^grey@": "451 4.7.1 greylisted, try later"},
+                         data_reply="451 4.3.0 queue full") as mx1, \
+                FakeSmtp(host_name="mx2.remote.example", bind=("127.0.0.1", self.port)) as mx2, \
+                remote_petrel(dns, self.port) as p:
+            # mx1 (preference 10) refuses grey@ at RCPT and the whole message at the dot, both
+            # 4xx: mx2 (20) takes both recipients in the same attempt, nothing is deferred.
+            qid = self.send(p, ["grey@remote.example", "ok@remote.example"])
+            mx2.wait_transactions(1)
+            self.assertEqual(sorted(r.address for r in mx2.transactions[0].accepted()),
+                             ["grey@remote.example", "ok@remote.example"])
+            self.assertEqual([r.address for r in mx1.transactions[0].accepted()], ["ok@remote.example"])
+            for rcpt in ("grey", "ok"):
+                self.assertTrue(p.wait_log(f"id={qid} rcpt={rcpt}@remote.example relay=mx2.remote.example[127.0.0.1] "
+                                           "result=delivered", 10), p.log()[-3000:])
+            self.assertNotIn(f"queue.deferred id={qid}", p.log())
+            self.assertIn("delivery.remote_next_host", p.log())
+
     def test_reset_after_354_defers_then_delivers(self):
         with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port), reset_after_354=True) as mx, \
                 remote_petrel(dns, self.port) as p:

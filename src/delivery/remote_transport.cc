@@ -64,6 +64,32 @@ Outcome outcome_of(int code) {
   return Outcome::kDeferred;
 }
 
+// Whether the header section read from `body` has an octet above 127 (RFC 6532 UTF-8 header
+// text). Reads up to the empty line that ends it, at most kHeaderScanLimit octets; a header
+// section longer than that counts as 8-bit (it could not be checked, and no sane one is).
+constexpr std::size_t kHeaderScanLimit = 1 << 20;
+base::Result<bool> header_has_8bit(queue::BodyReader& body) {
+  std::string window;  // the last 3 octets of the previous chunk, to find "\r\n\r\n" across chunks
+  char buf[16384];
+  std::size_t seen = 0;
+  for (;;) {
+    auto n = body.read(buf, sizeof buf);
+    if (!n) return n.error();
+    if (*n == 0) return false;  // a message that is all header
+    std::string_view chunk(buf, *n);
+    std::string joined = window + std::string(chunk);
+    auto end = joined.find("\r\n\r\n");
+    std::string_view header = std::string_view(joined).substr(0, end == std::string::npos ? joined.size() : end);
+    if (std::any_of(header.begin(), header.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+      return true;
+    }
+    if (end != std::string::npos) return false;
+    seen += *n;
+    if (seen > kHeaderScanLimit) return true;
+    window = joined.substr(joined.size() >= 3 ? joined.size() - 3 : 0);
+  }
+}
+
 // One message and all of its recipients this transport was asked for; answered when every
 // transaction made of it is.
 struct JobState {
@@ -71,6 +97,8 @@ struct JobState {
   std::function<void(std::vector<RecipientResult>)> done;
   std::vector<RecipientResult> results;  // same order as job.recipients
   std::size_t outstanding = 0;           // transactions not finished
+  // For SMTPUTF8 messages only: whether the header has UTF-8 (read once, when first needed).
+  std::optional<bool> header_utf8;
 
   void set(std::uint32_t index, RecipientResult r) {
     for (std::size_t k = 0; k < job.recipients.size(); ++k) {
@@ -543,7 +571,16 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
         co_return true;
       }
       std::shared_ptr<queue::BodyReader> body = std::move(reader).value();
+      const auto& env = work.job->job.message.envelope;
+      if (env.smtputf8 && !work.job->header_utf8 && !session->capabilities().smtputf8) {
+        // Only asked when the next hop lacks SMTPUTF8: then UTF-8 header text forbids sending
+        // (RFC 6531 3.2, as Postfix decides it). Its own reader: `body` stays at the start.
+        auto probe = spool_.open_body(work.job->job.message);
+        auto utf8 = probe ? header_has_8bit(**probe) : base::Result<bool>(probe.error());
+        work.job->header_utf8 = utf8 ? *utf8 : true;  // unreadable: the body read below fails too
+      }
       smtp::client::Transaction t;
+      t.header_utf8 = work.job->header_utf8.value_or(false);
       t.envelope = &work.job->job.message.envelope;
       t.recipients = todo;
       t.body_size = work.job->job.message.body.length;

@@ -488,6 +488,21 @@ command_timeout = "3s"
             self.assertNotIn("remote-mta", fields[0], "Petrel, not the server, decided this")
             self.assertEqual(len(mx.transactions), 0, "never sent to a server without SMTPUTF8")
 
+    def test_smtputf8_with_utf8_header_text_bounces_and_an_ascii_one_goes_without_it(self):
+        with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port)) as mx, remote_petrel(dns, self.port) as p:
+            # ASCII addresses, UTF-8 subject: RFC 6532 header text needs SMTPUTF8 (Postfix's rule).
+            utf8 = self.raw_send(p, "MAIL FROM:<alice@example.test> SMTPUTF8", ["RCPT TO:<x@plain.example>"],
+                                 message(subject="Gr\u00fc\u00dfe").encode())
+            fields = dsn_fields(self.bounce_for(p, utf8))
+            self.assertEqual(fields[0]["status"], "5.6.7")
+            self.assertEqual(len(mx.transactions), 0)
+            # The client said SMTPUTF8 but everything is ASCII: sent, without the parameter.
+            ascii_ = self.raw_send(p, "MAIL FROM:<alice@example.test> SMTPUTF8", ["RCPT TO:<y@plain.example>"],
+                                   message(subject="plain").encode())
+            mx.wait_transactions(1)
+            self.assertNotIn("SMTPUTF8", mx.transactions[0].mail_params)
+            self.assertTrue(p.wait_log(f"id={ascii_} rcpt=y@plain.example relay=plain.example[127.0.0.1] result=delivered", 10))
+
     def test_a_delay_warning_once_then_delivery(self):
         with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port),
                                                  rcpt_replies={r".": "451 4.2.1 try again"}) as mx, \

@@ -32,10 +32,11 @@
 //   recipient gets a synthesized 552 5.3.4, connection_usable stays true (try another host or
 //   bounce: the caller decides).
 // - SMTPUTF8: Envelope::smtputf8 set, the server does not offer SMTPUTF8, and the envelope as
-//   sent (sender, these recipients, their ORCPTs) has a non-ASCII address → nothing is sent,
-//   every recipient gets a synthesized 553 5.6.7 (permanent, RFC 6531 3.2), connection usable.
-//   With ASCII addresses the message goes without the SMTPUTF8 parameter (as Postfix does);
-//   8-bit header text is then the receiver's to judge.
+//   sent (sender, these recipients, their ORCPTs) has a non-ASCII address or the header has
+//   UTF-8 text (Transaction::header_utf8) → nothing is sent, every recipient gets a synthesized
+//   553 5.6.7 (permanent, RFC 6531 3.2), connection usable. With ASCII addresses and an ASCII
+//   header the message goes without the SMTPUTF8 parameter (Postfix's rule: a client that says
+//   SMTPUTF8 whenever it is offered should not make its ASCII mail undeliverable).
 // - Every RCPT refused → no body is sent. With PIPELINING the DATA went in the same write; if
 //   the server still answered 354, Petrel sends just "." (an empty, recipient-less message the
 //   server must refuse, RFC 2920 3.1) and reads that reply; the connection stays usable.
@@ -139,6 +140,7 @@ struct Transaction {
   const mail::Envelope* envelope = nullptr;  // not owned; outlives send()
   std::vector<std::uint32_t> recipients;     // indices into envelope->recipients
   std::uint64_t body_size = 0;               // stored size, for SIZE= and the limit check
+  bool header_utf8 = false;                  // the header section has UTF-8 text (SMTPUTF8 rule)
   // Called on the session's executor thread, 16 KiB at a time: it should not block for long
   // (page-cached spool reads are fine; a slow disk stalls this loop's other sessions).
   // Reads the stored body (CRLF text, not dot-stuffed) into (buffer, capacity); returns the

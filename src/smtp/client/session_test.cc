@@ -37,6 +37,7 @@ struct Body {
   std::string text;
   std::size_t at = 0;
   std::size_t piece = 7;
+  bool header_utf8 = false;  // passed as Transaction::header_utf8
   std::function<base::Result<std::size_t>(char*, std::size_t)> reader() {
     return [this](char* out, std::size_t cap) -> base::Result<std::size_t> {
       std::size_t n = std::min({cap, piece, text.size() - at});
@@ -53,6 +54,7 @@ Transaction transaction(const mail::Envelope& env, Body& body) {
   for (std::uint32_t i = 0; i < env.recipients.size(); ++i) tx.recipients.push_back(i);
   tx.body_size = body.text.size();
   tx.read_body = body.reader();
+  tx.header_utf8 = body.header_utf8;
   return tx;
 }
 
@@ -298,6 +300,22 @@ TEST_F(SessionTest, Smtputf8FlagWithAsciiAddressesGoesWithoutIt) {
   EXPECT_EQ(server.commands[1].find("SMTPUTF8"), std::string::npos) << server.commands[1];
   ASSERT_EQ(result.recipients.size(), 1u);
   EXPECT_EQ(result.recipients[0].reply.code, 250);
+}
+
+TEST_F(SessionTest, Smtputf8MessageWithUtf8HeaderTextToAServerWithoutItSendsNothing) {
+  auto env = envelope(2);
+  env.smtputf8 = true;  // ASCII addresses, but the header has UTF-8 (as the caller found)
+  Body body{"Subject: J\xc3\xb6rg\r\n\r\nx\r\n"};
+  body.header_utf8 = true;
+  deliver(options(), env, body);
+  ASSERT_EQ(result.recipients.size(), 2u);
+  for (const auto& r : result.recipients) {
+    EXPECT_EQ(r.reply.code, 553);
+    EXPECT_EQ(r.reply.enhanced, "5.6.7");
+    EXPECT_FALSE(r.from_server);
+  }
+  EXPECT_EQ(count(server.commands, "MAIL"), 0u);
+  EXPECT_TRUE(usable_after);
 }
 
 TEST_F(SessionTest, Smtputf8PassedOnWhenOffered) {

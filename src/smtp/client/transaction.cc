@@ -227,10 +227,10 @@ net::awaitable<TransactionResult> Session::send(const Transaction& tx) {
   if (!s.usable) {
     co_return out.all(mail::reply(421, "4.4.2", "connection to " + s.peer() + " is not usable"), false);
   }
-  if (env.smtputf8 && !s.caps.smtputf8 && needs_smtputf8(env, tx.recipients)) {
-    // RFC 6531 3.2: a message whose envelope needs SMTPUTF8 must not go to a server without it.
-    // One whose client merely said SMTPUTF8 (many do whenever it is offered) but whose
-    // addresses are all ASCII goes without it, as Postfix does: bouncing it would help nobody.
+  if (env.smtputf8 && !s.caps.smtputf8 && (tx.header_utf8 || needs_smtputf8(env, tx.recipients))) {
+    // RFC 6531 3.2: a message that needs SMTPUTF8 (UTF-8 in its envelope or header) must not go
+    // to a server without it. One whose client merely said SMTPUTF8 (many do whenever it is
+    // offered) but that is all ASCII goes without it, as Postfix does: bouncing it helps nobody.
     co_return out.all(mail::reply(553, "5.6.7", s.peer() + " does not support SMTPUTF8"), true);
   }
   if (s.caps.size && s.caps.size_limit > 0 && tx.body_size > s.caps.size_limit) {

@@ -337,6 +337,24 @@ class Remote(unittest.TestCase):
             self.assertEqual(len(mx.transactions), 0, "required TLS: never in plain text")
             self.assertIn(f"id={qid} rcpt=x@secure.example relay=none result=deferred why=\"454 4.7.0 TLS not available", p.log())
 
+    def test_a_failed_handshake_is_retried_in_plain_text_only_when_opportunistic(self):
+        zone = dict(self.zone)
+        zone["secure.example"] = {"A": ["127.0.0.1"]}
+        with FakeDns(zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port), starttls=True) as mx, \
+                remote_petrel(dns, self.port, extra='[remote.tls_policy]\n"secure.example" = "required"') as p:
+            mx.starttls_broken = True  # 220 to STARTTLS, then plain text: the handshake fails
+            # Opportunistic (the default): the same host again at once, without STARTTLS.
+            qid = self.send(p, ["x@plain.example"])
+            mx.wait_transactions(1)
+            self.assertFalse(mx.transactions[0].tls)
+            self.assertNotIn("STARTTLS", [c.upper() for c in mx.connections[-1].commands])
+            self.assertRegex(p.log(), r"remote\.connect_failed destination=plain\.example .* stage=starttls")
+            self.assertTrue(p.wait_log(f"id={qid} rcpt=x@plain.example relay=plain.example[127.0.0.1] result=delivered", 10))
+            # Required: never in plain text; deferred.
+            qid = self.send(p, ["x@secure.example"])
+            self.assertTrue(p.wait_log(f"queue.deferred id={qid}", 20), p.log()[-3000:])
+            self.assertEqual(len(mx.transactions), 1, "required TLS: nothing sent in plain text")
+
     def test_starttls_with_an_injected_reply_is_not_fooled(self):
         with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port), starttls=True,
                                                  starttls_injection=True) as mx, \

@@ -595,8 +595,15 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
       ++sent;
 
       std::vector<std::uint32_t> again;  // to try at the next hop
+      std::vector<std::uint32_t> more;   // "452 too many recipients": a new transaction here
       bool broke = false;                // the connection failed (not a reply)
       bool refused_for_now = false;      // a 4xx reply, and another host to ask
+      // RFC 5321 4.5.3.1.10: a server may take fewer recipients than sent, answering 452 to the
+      // rest; they go in the next transaction on this connection, as long as each one delivers
+      // some (no loop with a server that refuses everything with 452).
+      const bool progress = result.connection_usable &&
+                            std::any_of(result.recipients.begin(), result.recipients.end(),
+                                        [](const auto& r) { return r.reply.code >= 200 && r.reply.code < 300; });
       for (const auto& r : result.recipients) {
         Outcome o = outcome_of(r.reply.code);
         std::string why = diagnostic_of(r.reply);
@@ -610,6 +617,10 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
           again.push_back(r.index);
           broke = true;
           last = why + " (" + relay + ")";
+          continue;
+        }
+        if (o == Outcome::kDeferred && r.from_server && r.reply.code == 452 && progress) {
+          more.push_back(r.index);
           continue;
         }
         if (o == Outcome::kDeferred && r.from_server && another_host()) {
@@ -626,6 +637,11 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
                    session->capabilities().dsn ? RecipientResult::Handoff::kPassedOn
                                                : RecipientResult::Handoff::kRelayed);
       }
+      if (again.empty() && !more.empty()) {
+        todo = std::move(more);
+        continue;  // the same session: it is usable (progress)
+      }
+      again.insert(again.end(), more.begin(), more.end());
       if (again.empty()) {
         work.job->finish_one();
         if (!result.connection_usable) session.reset();

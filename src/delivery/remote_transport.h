@@ -26,6 +26,8 @@
 //     address, then the next MX host; when every hop failed, deferred with the last reason.
 //     A reused connection that breaks (closed while idle, a 421 to RSET) starts the route
 //     over once: it says nothing about the host.
+//   - "452" to some recipients of a transaction that delivered others (too many recipients,
+//     RFC 5321 4.5.3.1.10) → at once in another transaction on the same connection.
 //   - The server's SIZE below the message → the next host; when none takes it, failed 5.3.4.
 //   - An SMTPUTF8 message to a server without SMTPUTF8 → failed 5.6.7 (RFC 6531 3.2).
 //   - Route failures: null MX → failed 5.1.10; MX pointing back at us → failed 5.4.6; no such

@@ -268,6 +268,19 @@ class Remote(unittest.TestCase):
             self.assertNotIn(f"queue.deferred id={qid}", p.log())
             self.assertIn("delivery.remote_next_host", p.log())
 
+    def test_452_too_many_recipients_sends_the_rest_in_another_transaction_at_once(self):
+        with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port), max_recipients=2) as mx, \
+                remote_petrel(dns, self.port) as p:
+            rcpts = [f"r{i}@plain.example" for i in range(5)]
+            qid = self.send(p, rcpts)
+            mx.wait_transactions(3)
+            self.assertEqual([[r.address for r in t.accepted()] for t in mx.transactions[:3]],
+                             [rcpts[0:2], rcpts[2:4], rcpts[4:5]])
+            self.assertEqual(mx.connection_count(), 1, "on the same connection")
+            for r in rcpts:
+                self.assertTrue(p.wait_log(f"id={qid} rcpt={r} relay=plain.example[127.0.0.1] result=delivered", 10))
+            self.assertNotIn(f"queue.deferred id={qid}", p.log())
+
     def test_reset_after_354_defers_then_delivers(self):
         with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port), reset_after_354=True) as mx, \
                 remote_petrel(dns, self.port) as p:

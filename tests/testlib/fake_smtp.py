@@ -28,6 +28,7 @@ connection or command needs it):
   rcpt_replies      {regex on the recipient address: reply}
   data_command_reply  reply to DATA (default "354 go ahead")
   data_reply        reply after the final dot: a string, or a callable(Transaction) -> str
+  max_recipients    accept at most this many recipients per transaction, 452 4.5.3 the rest
   reset_after_354   close the connection right after the 354
   silent_after_dot  never answer the final dot or the last BDAT chunk (keep the connection
                     open until the client leaves)
@@ -142,6 +143,7 @@ class FakeSmtp:
         self.reset_after_354 = False
         self.silent_after_dot = False
         self.max_connections = None
+        self.max_recipients = None  # past this many accepted in a transaction: 452 4.5.3
         self.read_timeout = read_timeout
         for name, value in behaviour.items():
             if not hasattr(self, name):
@@ -432,6 +434,8 @@ class _Session:
             self.send("501 5.5.4 syntax: RCPT TO:<address>")
             return
         reply = _lookup(s.rcpt_replies, parsed[0], "250 2.1.5 ok")
+        if s.max_recipients is not None and len(self.tx.accepted()) >= s.max_recipients:
+            reply = "452 4.5.3 too many recipients"
         self.tx.rcpts.append(Rcpt(parsed[0], parsed[1], reply))
         self.send(reply)
 

@@ -1,10 +1,12 @@
 // RemoteTransport over a real spool, a fake resolver and scripted SMTP servers on 127.0.0.1:
-// connection reuse, batching, MX order and fallback, route failures, per-recipient replies.
+// connection reuse, batching, MX order and fallback, route failures, per-recipient replies,
+// the connection limits, SIZE, IPv6 to IPv4 fallback.
 // (The integration tests run the whole binary against python fake DNS and SMTP servers.)
 #include "delivery/remote_transport.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <future>
@@ -104,6 +106,31 @@ class RemoteTransportTest : public queue::testing::QuietLogs {
       std::abort();  // the transport still holds the callback: no clean way on
     }
     return f.get();
+  }
+
+  // Hands every message to the transport at once (each its own job, all recipients) and waits,
+  // 30 s at most in all, for every answer; one that did not come is an empty vector. (The
+  // promises are shared, so an answer that comes after the test gave up harms nothing.)
+  std::vector<std::vector<RecipientResult>> deliver_all(const std::vector<queue::StoredMessage>& messages) {
+    std::vector<std::future<std::vector<RecipientResult>>> futures;
+    for (const auto& m : messages) {
+      queue::DeliveryJob job{m, {}};
+      for (std::uint32_t i = 0; i < m.envelope.recipients.size(); ++i) job.recipients.push_back(i);
+      auto p = std::make_shared<std::promise<std::vector<RecipientResult>>>();
+      futures.push_back(p->get_future());
+      transport().deliver(job, [p](std::vector<RecipientResult> r) { p->set_value(std::move(r)); });
+    }
+    auto until = std::chrono::steady_clock::now() + 30s;
+    std::vector<std::vector<RecipientResult>> out;
+    for (std::size_t k = 0; k < futures.size(); ++k) {
+      if (futures[k].wait_until(until) != std::future_status::ready) {
+        ADD_FAILURE() << "no answer for job " << k << " within 30 s";
+        out.emplace_back();
+        continue;
+      }
+      out.push_back(futures[k].get());
+    }
+    return out;
   }
 
   // Reads the fake server's records on its own thread.
@@ -250,6 +277,110 @@ TEST_F(RemoteTransportTest, ALostConnectionAfterTheDataDefers) {
   server_.script = [](const std::string& line) -> std::string { return line == "." ? smtp::client::testing::kClose : ""; };
   auto r = deliver(store({"bob@example.net"}));
   EXPECT_EQ(r.at(0).outcome, Outcome::kDeferred) << r.at(0).diagnostic;
+}
+
+TEST_F(RemoteTransportTest, NoMoreConnectionsToOneDestinationThanItsLimit) {
+  options_.connections_per_destination = 2;
+  server_.data_reply_delay = 150ms;  // each transaction stays open a while: the others must wait
+  std::vector<queue::StoredMessage> messages;
+  for (int i = 0; i < 8; ++i) messages.push_back(store({"bob@example.net"}));
+  auto results = deliver_all(messages);
+  ASSERT_EQ(results.size(), 8u);
+  for (const auto& r : results) {
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].outcome, Outcome::kDelivered) << r[0].diagnostic;
+  }
+  EXPECT_EQ(on_server([&] { return server_.bodies.size(); }), 8u);
+  EXPECT_EQ(on_server([&] { return server_.max_open_connections; }), 2)
+      << "8 jobs at once: 2 connections, never more (and both used)";
+}
+
+TEST_F(RemoteTransportTest, NoMoreConnectionsInAllThanTheLimitAndAStarvedDestinationGetsTheNextSlot) {
+  options_.max_connections = 2;
+  zone_ = [](dns::FakeResolver& r) {
+    for (const char* domain : {"a.test", "b.test", "c.test", "d.test"}) r.set_mx(domain, {{10, "mx.example.net"}});
+    r.set_addresses("mx.example.net", dns::Type::kA, {"127.0.0.1"});
+    r.set_status("mx.example.net", dns::Type::kAaaa, dns::Status::kNoData);
+  };
+  // Four destinations, one message each: two connect, the other two wait for a slot, which
+  // frees when a connection has been idle for idle_time and says QUIT.
+  auto results = deliver_all({store({"x@a.test"}), store({"x@b.test"}), store({"x@c.test"}), store({"x@d.test"})});
+  ASSERT_EQ(results.size(), 4u);
+  for (const auto& r : results) {
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].outcome, Outcome::kDelivered) << r[0].diagnostic;
+  }
+  EXPECT_EQ(on_server([&] { return server_.bodies.size(); }), 4u);
+  EXPECT_EQ(on_server([&] { return server_.connections; }), 4) << "one connection per destination";
+  EXPECT_EQ(on_server([&] { return server_.max_open_connections; }), 2);
+}
+
+TEST_F(RemoteTransportTest, AHostWhoseSizeIsBelowTheMessageIsSkippedForTheNextOne) {
+  zone_ = [](dns::FakeResolver& r) {
+    r.set_mx("example.net", {{10, "small.example.net"}, {20, "big.example.net"}});
+    for (const char* host : {"small.example.net", "big.example.net"}) {
+      r.set_addresses(host, dns::Type::kA, {"127.0.0.1"});
+      r.set_status(host, dns::Type::kAaaa, dns::Status::kNoData);
+    }
+  };
+  // Both hosts are the one fake server: its first EHLO answer (the preferred host's, tried
+  // first) takes 10 bytes, the next 1000000. The message is 27 bytes.
+  auto ehlos = std::make_shared<int>(0);
+  server_.script = [ehlos](const std::string& line) -> std::string {
+    if (line.rfind("EHLO", 0) != 0) return "";
+    return ++*ehlos == 1 ? "250-small.test\r\n250 SIZE 10\r\n" : "250-big.test\r\n250 SIZE 1000000\r\n";
+  };
+  auto r = deliver(store({"bob@example.net"}));
+  EXPECT_EQ(r.at(0).outcome, Outcome::kDelivered) << r.at(0).diagnostic;
+  EXPECT_EQ(r.at(0).remote_host, "big.example.net");
+  EXPECT_EQ(on_server([&] { return server_.connections; }), 2);
+  EXPECT_EQ(on_server([&] { return server_.bodies.size(); }), 1u);
+}
+
+TEST_F(RemoteTransportTest, AMessageAboveEveryHostsSizeFails534) {
+  zone_ = [](dns::FakeResolver& r) {
+    r.set_mx("example.net", {{10, "one.example.net"}, {20, "two.example.net"}});
+    for (const char* host : {"one.example.net", "two.example.net"}) {
+      r.set_addresses(host, dns::Type::kA, {"127.0.0.1"});
+      r.set_status(host, dns::Type::kAaaa, dns::Status::kNoData);
+    }
+  };
+  server_.ehlo = "250-fake.test\r\n250-PIPELINING\r\n250 SIZE 10\r\n";
+  auto r = deliver(store({"bob@example.net", "carol@example.net"}));
+  ASSERT_EQ(r.size(), 2u);
+  for (const auto& x : r) {
+    EXPECT_EQ(x.outcome, Outcome::kFailed) << x.diagnostic;
+    EXPECT_EQ(x.diagnostic.substr(0, 6), "5.3.4 ") << x.diagnostic;
+  }
+  EXPECT_EQ(on_server([&] { return server_.connections; }), 2) << "both hosts were asked";
+  auto commands = on_server([&] { return server_.commands; });
+  EXPECT_EQ(std::count_if(commands.begin(), commands.end(), [](const std::string& c) { return c.rfind("MAIL", 0) == 0; }), 0)
+      << "RFC 1870 6: nothing is sent to a server that said it will not take it";
+}
+
+TEST_F(RemoteTransportTest, AnUnreachableIpv6AddressFallsBackToTheHostsIpv4One) {
+  // ::1 on the fake server's port must exist and be closed (the server listens on 127.0.0.1).
+  {
+    net::asio::io_context io;
+    net::tcp::acceptor probe(io);
+    net::error_code ec;
+    probe.open(net::tcp::v6(), ec);
+    if (!ec) probe.bind(net::tcp::endpoint(net::asio::ip::make_address("::1"), server_.port()), ec);
+    if (ec) GTEST_SKIP() << "cannot use [::1]:" << server_.port() << " here: " << ec.message();
+  }
+  zone_ = [](dns::FakeResolver& r) {
+    r.set_mx("example.net", {{10, "mx.example.net"}});
+    r.set_addresses("mx.example.net", dns::Type::kAaaa, {"::1"});
+    r.set_addresses("mx.example.net", dns::Type::kA, {"127.0.0.1"});
+  };
+  options_.prefer_ipv4 = false;  // the AAAA addresses first
+  auto r = deliver(store({"bob@example.net"}));
+  EXPECT_EQ(r.at(0).outcome, Outcome::kDelivered) << r.at(0).diagnostic;
+  EXPECT_EQ(r.at(0).remote_host, "mx.example.net");
+  RemoteStats s = transport().stats();
+  EXPECT_EQ(s.connect_failures, 1u) << "::1 was tried first, and refused";
+  EXPECT_EQ(s.connections, 1u);
+  EXPECT_EQ(on_server([&] { return server_.connections; }), 1);
 }
 
 }  // namespace

@@ -5,11 +5,15 @@
 // `data_reply` to the final dot), unless `script` returns something for a command line. A
 // reply may be kSilent (say nothing) or end with kClose (say the rest, then close).
 // It records every command line, how many command lines arrived in each read (pipelining),
-// the raw DATA text of each message (still dot-stuffed; BDAT chunks joined), and whether TLS
-// was on. BDAT chunks get "250 chunk ok" (or script("BDAT-CHUNK")), the LAST one script(".")
-// or data_reply.
+// the raw DATA text of each message (still dot-stuffed; BDAT chunks joined), whether TLS
+// was on, and the most connections open at once (one counts until its QUIT arrives or it
+// ends). BDAT chunks get "250 chunk ok" (or script("BDAT-CHUNK")), the LAST one script(".")
+// or data_reply. `data_reply_delay` holds that answer to the end of the data back, to keep
+// transactions open for a while.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,6 +47,7 @@ class FakeServer {
   std::string starttls_reply = "220 2.0.0 ready\r\n";  // the bytes sent before the handshake
   std::shared_ptr<net::asio::ssl::context> tls;        // set to offer a working handshake
   std::function<std::string(const std::string& line)> script;  // empty string = default
+  std::chrono::milliseconds data_reply_delay{0};  // before answering the final dot / BDAT LAST
 
   // Records.
   std::vector<std::string> commands;
@@ -50,6 +55,8 @@ class FakeServer {
   std::vector<std::string> bodies;
   std::vector<bool> body_tls;
   int connections = 0;
+  int open_connections = 0;      // now
+  int max_open_connections = 0;  // the most at any moment
 
  private:
   std::string answer(const std::string& line, bool in_tls) {
@@ -79,7 +86,29 @@ class FakeServer {
     }
   }
 
+  // Counts a connection as open from its first moment until its QUIT arrives or it ends: a
+  // client that has the 221 may open its next connection before this coroutine ends.
+  struct OpenCount {
+    explicit OpenCount(FakeServer& s) : server(s) {
+      server.max_open_connections = std::max(server.max_open_connections, ++server.open_connections);
+    }
+    ~OpenCount() { end(); }
+    void end() {
+      if (counted) --server.open_connections;
+      counted = false;
+    }
+    FakeServer& server;
+    bool counted = true;
+  };
+
+  net::awaitable<void> delay_data_reply() {
+    if (data_reply_delay.count() <= 0) co_return;
+    net::asio::steady_timer timer(acceptor_.get_executor(), data_reply_delay);
+    (void)co_await timer.async_wait(net::use_nothrow);
+  }
+
   net::awaitable<void> serve(net::tcp::socket socket) {
+    OpenCount open(*this);
     net::Stream st(std::move(socket));
     if (co_await send(st, greeting)) co_return;
     std::string buf;
@@ -110,6 +139,7 @@ class FakeServer {
             bodies.push_back(body);
             body_tls.push_back(st.is_tls());
             body.clear();
+            co_await delay_data_reply();
             r = script ? script(".") : "";
             if (r.empty()) r = data_reply;
           } else if (script) {
@@ -128,6 +158,7 @@ class FakeServer {
             in_data = false;
             bodies.push_back(body);
             body_tls.push_back(st.is_tls());
+            co_await delay_data_reply();
             std::string r = script ? script(".") : "";
             if (r.empty()) r = data_reply;
             if (r == kClose) co_return;
@@ -140,6 +171,7 @@ class FakeServer {
         if (lines++ == 0) batches.push_back(0);
         ++batches.back();
         commands.push_back(line);
+        if (line == "QUIT") open.end();
         if (line.rfind("BDAT ", 0) == 0) {
           bdat_left = std::stoul(line.substr(5));
           bdat_last = line.find(" LAST") != std::string::npos;

@@ -292,13 +292,12 @@ base::Result<bool> AccountStore::verify_password(std::string_view text, std::str
   }
   if (stored) return verify_password_hash(*stored, password);
 
-  // Unknown or malformed: spend the same work as a real check, then say no.
-  if (dummy_hash_.empty()) {
-    auto dummy = hash_password("petrel-dummy-password", options_.password_cost);
-    if (!dummy) return dummy.error();
-    dummy_hash_ = std::move(dummy).value();
-  }
-  auto ignored = verify_password_hash(dummy_hash_, password);
+  // Unknown or malformed: spend the same work as a real check, one verification, then say no.
+  // The decoy is the process's (made at start-up by PooledStoreCredentials), not this store's:
+  // a decoy made here would add a hash to the first unknown user on every newly opened store.
+  auto decoy = decoy_password_hash(options_.password_cost);
+  if (!decoy) return decoy.error();
+  auto ignored = verify_password_hash(**decoy, password);
   (void)ignored;
   return false;
 }

@@ -105,7 +105,8 @@ class AccountStore {
 
   // True when `address` is an account and `password` its password; false otherwise, including
   // for unknown or malformed addresses (which cost the same time as a wrong password, so the
-  // answer's timing does not tell which accounts exist). For SASL; blocking, CPU-bound.
+  // answer's timing does not tell which accounts exist: one argon2id verification against the
+  // process's decoy_password_hash(password_cost)). For SASL; blocking, CPU-bound.
   base::Result<bool> verify_password(std::string_view address, std::string_view password);
   // The account's SCRAM-SHA-256 stored keys; nullopt for an unknown or malformed address and
   // for an account whose password predates schema version 2. Blocking (SQLite), cheap.
@@ -126,7 +127,6 @@ class AccountStore {
   std::unique_ptr<sqlite::Db> db_;
   AccountStoreOptions options_;
   base::RealClock real_clock_;
-  std::string dummy_hash_;  // verified against for unknown users; made on first need
 };
 
 }  // namespace petrel::auth

@@ -186,6 +186,29 @@ TEST_F(AccountStoreTest, Passwords) {
   expect_refused(store_->del_user("alice@example.test"), "no such account");
 }
 
+// An unknown (or malformed) user costs exactly one argon2id verification and no hash, as a
+// known user with a wrong password does, on every store, its first lookup included: the decoy
+// is the process's, not made per store or per lookup (issue: "535 5.7.8 with the same timing
+// whether the user exists or not"). Counted, not timed.
+TEST_F(AccountStoreTest, UnknownUserCostsOneVerificationOnEveryStore) {
+  ASSERT_TRUE(store_->add_user("alice@example.test", "right"));
+  ASSERT_TRUE(decoy_password_hash(kTestPasswordCost));  // as the server does at start-up
+  for (int i = 0; i < 3; ++i) {
+    auto store = open_store();  // a new store, as the pool opens one per concurrent caller
+    ASSERT_TRUE(store);
+    for (std::string_view who : {"nobody@example.test", "nobody@example.test", "u%x@example.test", "",
+                                 "alice@example.test"}) {
+      const PasswordWork before = password_work_so_far();
+      auto ok = store->verify_password(who, "wrong");
+      ASSERT_TRUE(ok) << ok.error().message;
+      EXPECT_FALSE(*ok);
+      const PasswordWork after = password_work_so_far();
+      EXPECT_EQ(after.hashes - before.hashes, 0u) << "'" << who << "' on store " << i;
+      EXPECT_EQ(after.verifications - before.verifications, 1u) << "'" << who << "' on store " << i;
+    }
+  }
+}
+
 TEST_F(AccountStoreTest, PasswordsAreStoredHashed) {
   ASSERT_TRUE(store_->add_user("alice@example.test", "hunter2-unique"));
   sqlite3* db = nullptr;

@@ -4,7 +4,12 @@
 namespace petrel::auth {
 
 PooledStoreCredentials::PooledStoreCredentials(std::string db_path, AccountStoreOptions options)
-    : db_path_(std::move(db_path)), options_(options) {}
+    : db_path_(std::move(db_path)), options_(options) {
+  // Make the decoy now rather than inside the first exchange with an unknown user. Should it
+  // fail (no memory, no randomness), the first such exchange tries again and reports it.
+  auto decoy = decoy_password_hash(options_.password_cost);
+  (void)decoy;
+}
 
 PooledStoreCredentials::~PooledStoreCredentials() = default;
 

@@ -197,5 +197,50 @@ TEST(Config, DocsListEveryKeyWithItsDefault) {
   EXPECT_GT(checked, 20);
 }
 
+// Every ```toml block of docs/config.md is a config the loader accepts: the full examples as
+// they stand, the fragments (no [server] table) completed by kMinimal's [server] and listener.
+// The loader does not open the files a config names, so the example's certificate paths need
+// not exist here. Blocks are padded with blank lines so that an error names the line in the
+// docs.
+TEST(Config, DocsExamplesLoad) {
+  std::ifstream in(PETREL_SOURCE_DIR "/docs/config.md");
+  ASSERT_TRUE(in) << "docs/config.md not found";
+  std::string line, block;
+  int line_no = 0, blocks = 0, complete = 0;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!inside) {
+      if (line == "```toml") {
+        inside = true;
+        block = std::string(line_no, '\n');  // the block's first line keeps its number
+      }
+      continue;
+    }
+    if (line != "```") {
+      block += line + "\n";
+      continue;
+    }
+    inside = false;
+    ++blocks;
+    const bool fragment = block.find("\n[server]\n") == std::string::npos;
+    auto c = parse_config(fragment ? block + kMinimal : block, "docs/config.md");
+    EXPECT_TRUE(c) << "the ```toml block ending at docs/config.md:" << line_no << " does not load:\n"
+                   << c.error().message;
+    if (!c || fragment) continue;
+
+    // A full example is read as a whole, to its last table: one listener per [[listener]].
+    ++complete;
+    std::size_t tables = 0;
+    for (auto at = block.find("\n[[listener]]\n"); at != std::string::npos; at = block.find("\n[[listener]]\n", at + 1)) {
+      ++tables;
+    }
+    EXPECT_EQ(c->listeners.size(), tables) << "docs/config.md:" << line_no;
+  }
+  EXPECT_FALSE(inside) << "docs/config.md: a ```toml block is not closed";
+  EXPECT_GE(blocks, 3);
+  EXPECT_GE(complete, 1) << "no full example (a ```toml block with [server]) found in docs/config.md";
+}
+
 }  // namespace
 }  // namespace petrel::config

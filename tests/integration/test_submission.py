@@ -505,17 +505,35 @@ class RealClients(unittest.TestCase):
                 with self.assertRaises(smtplib.SMTPAuthenticationError):
                     s.login(ALICE, "wrong")
 
+    def msmtp(self, p, subject, auth="on", password=ALICE_PW):
+        """Sends a message from Alice to Bob with msmtp over STARTTLS; returns the finished process."""
+        conf = os.path.join(p.tmp, "msmtprc")
+        with open(conf, "w") as f:
+            f.write(f"account default\nhost 127.0.0.1\nport {p.port('submission')}\ntls on\ntls_starttls on\n"
+                    f"tls_certcheck off\nauth {auth}\nuser {ALICE}\npassword {password}\nfrom {ALICE}\n")
+        os.chmod(conf, 0o600)
+        return subprocess.run(["msmtp", "-C", conf, BOB], input=msg(to=BOB, subject=subject).replace("\r\n", "\n"),
+                              capture_output=True, text=True, timeout=60)
+
     def test_msmtp(self):
         with Petrel() as p:
-            conf = os.path.join(p.tmp, "msmtprc")
-            with open(conf, "w") as f:
-                f.write(f"account default\nhost 127.0.0.1\nport {p.port('submission')}\ntls on\ntls_starttls on\n"
-                        f"tls_certcheck off\nauth on\nuser {ALICE}\npassword {ALICE_PW}\nfrom {ALICE}\n")
-            os.chmod(conf, 0o600)
-            r = subprocess.run(["msmtp", "-C", conf, BOB], input=msg(to=BOB, subject="msmtp").replace("\r\n", "\n"),
-                               capture_output=True, text=True, timeout=60)
+            r = self.msmtp(p, "msmtp")
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             find_delivered(p, "msmtp", owner="bob")
+
+    def test_msmtp_scram_sha256(self):
+        # Debian 12's msmtp does SCRAM-SHA-256 through GNU SASL; pinned, it may not fall back.
+        with Petrel() as p:
+            r = self.msmtp(p, "msmtp-scram", auth="scram-sha-256")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            data = find_delivered(p, "msmtp-scram", owner="bob")
+            self.assertIn(b"with ESMTPSA id", data)
+            self.assertTrue(p.wait_log(f"mechanism=SCRAM-SHA-256 result=ok user=<{ALICE}>"), p.log()[-3000:])
+            # A wrong password fails the SCRAM proof: 535, nothing sent.
+            r = self.msmtp(p, "msmtp-scram-wrong", auth="scram-sha-256", password="wrong-password")
+            self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("535", r.stdout + r.stderr)
+            self.assertTrue(p.wait_log("mechanism=SCRAM-SHA-256 result=failed"), p.log()[-3000:])
 
     def test_curl_ssl_reqd(self):
         with Petrel() as p:

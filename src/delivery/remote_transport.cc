@@ -194,6 +194,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
     std::lock_guard lock(stats_mu_);
     return stats_;
   }
+  const RemoteOptions& options() const { return options_; }  // fixed after construction
 
  private:
   // ---- on the transport's thread from here on ----
@@ -710,5 +711,17 @@ void RemoteTransport::deliver(queue::DeliveryJob job, std::function<void(std::ve
 }
 
 RemoteStats RemoteTransport::stats() const { return impl_->stats(); }
+
+queue::Transport::Lane RemoteTransport::lane(const queue::DeliveryJob& job) const {
+  const RemoteOptions& o = impl_->options();
+  Lane l;
+  l.limit = 2 * std::max<std::size_t>(o.connections_per_destination, 1);
+  if (!o.relay_host.empty() || job.recipients.empty()) {
+    l.key = "relay";
+  } else {
+    l.key = "remote:" + job.message.envelope.recipients.at(job.recipients.front()).address.domain_key();
+  }
+  return l;
+}
 
 }  // namespace petrel::delivery

@@ -117,6 +117,10 @@ class RemoteTransport final : public queue::Transport {
   RemoteTransport& operator=(const RemoteTransport&) = delete;
 
   void deliver(queue::DeliveryJob job, std::function<void(std::vector<queue::RecipientResult>)> done) override;
+  // One lane per destination (the first recipient's domain, or the smarthost), allowed twice
+  // its connections in flight: each connection has its next message ready, and a slow
+  // destination keeps the rest of the scheduler's slots free for other mail.
+  Lane lane(const queue::DeliveryJob& job) const override;
 
   RemoteStats stats() const;
 

@@ -61,4 +61,12 @@ void Router::deliver(queue::DeliveryJob job, std::function<void(std::vector<queu
   remote_.deliver(std::move(remote_job), [join](std::vector<queue::RecipientResult> r) { join->add(std::move(r)); });
 }
 
+queue::Transport::Lane Router::lane(const queue::DeliveryJob& job) const {
+  for (std::uint32_t index : job.recipients) {
+    const auto& address = job.message.envelope.recipients.at(index).address;
+    if (!directory_.serves_domain(address.domain)) return remote_.lane(job);
+  }
+  return local_.lane(job);
+}
+
 }  // namespace petrel::delivery

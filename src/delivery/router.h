@@ -21,6 +21,9 @@ class Router final : public queue::Transport {
       : directory_(directory), local_(local), remote_(remote) {}
 
   void deliver(queue::DeliveryJob job, std::function<void(std::vector<queue::RecipientResult>)> done) override;
+  // The remote side's lane when the job has a remote recipient (the slow side of a mixed job),
+  // else the local side's.
+  Lane lane(const queue::DeliveryJob& job) const override;
 
  private:
   const auth::Directory& directory_;

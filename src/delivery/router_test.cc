@@ -35,6 +35,7 @@ class Recorder final : public queue::Transport {
     jobs.push_back(job.recipients);
     done(std::move(r));
   }
+  Lane lane(const queue::DeliveryJob&) const override { return {name_, 7}; }
   std::vector<std::vector<std::uint32_t>> jobs;
 
  private:
@@ -51,6 +52,15 @@ queue::DeliveryJob job_for(const std::vector<std::string>& rcpts) {
     job.recipients.push_back(i);
   }
   return job;
+}
+
+TEST(Router, AJobWithAnyRemoteRecipientRunsInTheRemoteLane) {
+  OneDomain dir;
+  Recorder local("local", Outcome::kDelivered), remote("remote", Outcome::kDelivered);
+  Router router(dir, local, remote);
+  EXPECT_EQ(router.lane(job_for({"a@here.test", "b@HERE.test"})).key, "local");
+  EXPECT_EQ(router.lane(job_for({"a@here.test", "b@there.test"})).key, "remote");
+  EXPECT_EQ(router.lane(job_for({"b@there.test"})).limit, 7u);
 }
 
 TEST(Router, SplitsByDomainAndJoinsInTheOrderAsked) {

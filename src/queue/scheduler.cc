@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <array>
 #include <cerrno>
 #include <condition_variable>
@@ -264,8 +265,17 @@ struct Scheduler::Impl {
   struct InFlight {
     std::vector<std::uint32_t> indices;
     std::vector<std::string> names;
+    std::string lane;  // Transport::Lane key when the lane has a limit, else empty
   };
   std::unordered_map<IdKey, InFlight, IdHash> in_flight;
+  // Lanes with a limit (transport.h): jobs in flight, and the entries that fell due while the
+  // lane was full (out of the heap, due kNever), oldest first. Duplicates are harmless: an
+  // entry is only taken back if it is still waiting (unpark()).
+  struct LaneState {
+    std::size_t in_flight = 0;
+    std::deque<IdKey> parked;
+  };
+  std::unordered_map<std::string, LaneState> lanes;
   bool retire_check = false;
   Stats stats;
   std::vector<Range> ranges;  // what waits on disk, beyond the active window
@@ -648,15 +658,11 @@ struct Scheduler::Impl {
       schedule(id, e);
       return;
     }
-    InFlight& f = in_flight[id];
-    f.indices = job.recipients;
-    for (std::uint32_t i : job.recipients) e.rcpts[i].busy = 1;
-    e.in_flight = true;
-
     auto m = spool.read_message_at(e.segment, e.record_offset);
     if (!m) {
       // Cannot read it back: a temporary failure like any other (it may be an I/O hiccup).
       PETREL_LOG(kError, "queue.read_failed", "id={} error=\"{}\"", id_of(id), base::log_escape(m.error().message));
+      InFlight& f = begin_flight(id, e, job.recipients);
       for (std::uint32_t i : job.recipients) f.names.push_back("#" + std::to_string(i));
       std::vector<RecipientResult> results;
       for (std::uint32_t i : job.recipients) {
@@ -665,8 +671,20 @@ struct Scheduler::Impl {
       apply_results(id, std::move(results), now);
       return;
     }
-    for (std::uint32_t i : job.recipients) f.names.push_back(rcpt_name(m->envelope, i));
     job.message = std::move(*m);
+    Transport::Lane lane = transport.lane(job);
+    if (lane.limit > 0) {
+      LaneState& l = lanes[lane.key];
+      if (l.in_flight >= lane.limit) {
+        l.parked.push_back(id);  // due kNever now (popped from the heap): out of the way
+        ++stats.lane_waits;
+        return;
+      }
+      ++l.in_flight;
+    }
+    InFlight& f = begin_flight(id, e, job.recipients);
+    if (lane.limit > 0) f.lane = std::move(lane.key);
+    for (std::uint32_t i : job.recipients) f.names.push_back(rcpt_name(job.message.envelope, i));
     PETREL_LOG(kDebug, "queue.delivering", "id={} nrcpt={}", id_of(id), job.recipients.size());
     // The callback holds the inbox, not the scheduler: a late answer after the scheduler is
     // gone lands in an inbox nobody reads, harmlessly.
@@ -674,6 +692,36 @@ struct Scheduler::Impl {
     transport.deliver(std::move(job), [box, id](std::vector<RecipientResult> results) {
       box->push([&] { box->results.push_back({id, std::move(results)}); });
     });
+  }
+
+  InFlight& begin_flight(const IdKey& id, Entry& e, const std::vector<std::uint32_t>& recipients) {
+    InFlight& f = in_flight[id];
+    f.indices = recipients;
+    for (std::uint32_t i : recipients) e.rcpts[i].busy = 1;
+    e.in_flight = true;
+    return f;
+  }
+
+  // A job of `key`'s lane ended: the oldest entry still waiting for the lane is due again (it
+  // takes the slot in this tick's due pass, unless older due work fills the lane first).
+  void end_flight_in_lane(const std::string& key, Seconds now) {
+    if (key.empty()) return;
+    auto it = lanes.find(key);
+    if (it == lanes.end()) return;
+    LaneState& l = it->second;
+    if (l.in_flight > 0) --l.in_flight;
+    while (!l.parked.empty()) {
+      IdKey id = l.parked.front();
+      l.parked.pop_front();
+      auto e = entries.find(id);
+      // Gone (delivered, deleted, paged out), busy, or scheduled again meanwhile (a flush):
+      // not waiting here any more.
+      if (e == entries.end() || e->second.in_flight || e->second.due != kNever) continue;
+      if (next_due(e->second) > now) continue;  // held or changed since: schedule() knows
+      schedule(id, e->second);
+      break;
+    }
+    if (l.in_flight == 0 && l.parked.empty()) lanes.erase(it);
   }
 
   // Turns a delivery's answers into state records and submits them.
@@ -685,6 +733,7 @@ struct Scheduler::Impl {
     }
     InFlight fl = std::move(f->second);
     in_flight.erase(f);
+    end_flight_in_lane(fl.lane, now);
     auto it = entries.find(id);
     PETREL_ASSERT(it != entries.end(), "a message in flight has no entry");
     Entry& e = it->second;

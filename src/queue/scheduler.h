@@ -12,7 +12,10 @@
 // Outcomes are written as RECIPIENT_STATE records through the StateSink (the Intake's group
 // commit). Temporary results retry after retry_first, doubling up to retry_max; a recipient
 // not delivered `lifetime` after the message arrived expires. At most `concurrency`
-// deliveries are in flight. Segments are deleted oldest first once every message in them is
+// deliveries are in flight, and at most a lane's limit of one lane (Transport::lane(): one
+// slow destination cannot hold every slot); a message due while its lane is full waits, in
+// order, for a job of that lane to end.
+// Segments are deleted oldest first once every message in them is
 // final, never the one being written, never one whose damage recovery could not quarantine.
 // Notices (DSN, RFC 3461): when a recipient fails or expires (or is delivered with
 // NOTIFY=SUCCESS, or is still deferred after delay_warning) and the sender is not <> and did
@@ -123,6 +126,7 @@ class Scheduler {
     std::uint64_t notices = 0, notice_failures = 0;                     // DSNs queued / not queued
     std::uint64_t delay_notices = 0;                                    // of those, delay warnings
     std::uint64_t paged_out = 0, refills = 0;  // messages left on disk / passes reading them in
+    std::uint64_t lane_waits = 0;  // deliveries put off because their lane was full (transport.h)
     std::uint64_t retired_messages = 0, retired_segments = 0, state_failures = 0;
   };
 

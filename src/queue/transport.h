@@ -47,6 +47,17 @@ class Transport {
   // ones count as deferred). Thread: called on the scheduler's thread; must not block on the
   // network or the disk (hand the work to an executor).
   virtual void deliver(DeliveryJob job, std::function<void(std::vector<RecipientResult>)> done) = 0;
+
+  // A delivery lane: the scheduler keeps at most `limit` jobs of one lane in flight, so one
+  // slow destination cannot take every delivery slot while other mail waits behind it (as
+  // Postfix's queue manager limits concurrency per destination). Jobs over the limit wait in
+  // the scheduler, in order, until a job of their lane ends. limit 0: the global limit only.
+  struct Lane {
+    std::string key;
+    std::size_t limit = 0;
+  };
+  // Thread: the scheduler's. Must not block (no DNS, no disk beyond what `job` holds).
+  virtual Lane lane(const DeliveryJob& /*job*/) const { return {}; }
 };
 
 }  // namespace petrel::queue

@@ -293,11 +293,12 @@ base::Result<bool> AccountStore::verify_password(std::string_view text, std::str
   if (stored) return verify_password_hash(*stored, password);
 
   // Unknown or malformed: spend the same work as a real check, one verification, then say no.
-  // The decoy is the process's (made at start-up by PooledStoreCredentials), not this store's:
-  // a decoy made here would add a hash to the first unknown user on every newly opened store.
-  auto decoy = decoy_password_hash(options_.password_cost);
-  if (!decoy) return decoy.error();
-  auto ignored = verify_password_hash(**decoy, password);
+  if (decoy() == nullptr) {
+    auto made = make_decoy_hash(options_.password_cost);
+    if (!made) return made.error();
+    own_decoy_ = std::make_unique<const std::string>(std::move(made).value());
+  }
+  auto ignored = verify_password_hash(*decoy(), password);
   (void)ignored;
   return false;
 }

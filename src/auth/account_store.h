@@ -46,6 +46,11 @@ struct AccountStoreOptions {
   // column is cleared when a password is set, so turning CRAM-MD5 off and changing the
   // password leaves no MD5-crackable secret behind.
   bool cram_md5 = false;
+  // The decoy hash (password.h) unknown users are checked against. Shared by every store of
+  // the server (PooledStoreCredentials makes it once at start-up), so no store's first unknown
+  // user pays for a hash on top of the verification. Null: the store makes its own on first
+  // need (the CLI, which never checks passwords of unknown users in a hurry).
+  std::shared_ptr<const std::string> decoy_hash;
 };
 
 struct DomainInfo {
@@ -106,8 +111,10 @@ class AccountStore {
   // True when `address` is an account and `password` its password; false otherwise, including
   // for unknown or malformed addresses (which cost the same time as a wrong password, so the
   // answer's timing does not tell which accounts exist: one argon2id verification against the
-  // process's decoy_password_hash(password_cost)). For SASL; blocking, CPU-bound.
+  // decoy, options.decoy_hash or the store's own). For SASL; blocking, CPU-bound.
   base::Result<bool> verify_password(std::string_view address, std::string_view password);
+  // The decoy in use: options.decoy_hash, else the store's own once made; null before.
+  const std::string* decoy() const { return options_.decoy_hash ? options_.decoy_hash.get() : own_decoy_.get(); }
   // The account's SCRAM-SHA-256 stored keys; nullopt for an unknown or malformed address and
   // for an account whose password predates schema version 2. Blocking (SQLite), cheap.
   base::Result<std::optional<ScramKeys>> scram_sha256_keys(std::string_view address);
@@ -127,6 +134,7 @@ class AccountStore {
   std::unique_ptr<sqlite::Db> db_;
   AccountStoreOptions options_;
   base::RealClock real_clock_;
+  std::unique_ptr<const std::string> own_decoy_;  // when options_.decoy_hash is null; made on first need
 };
 
 }  // namespace petrel::auth

@@ -4,10 +4,8 @@
 // Promise: hash_password() uses a fresh 16-byte salt from the OS CSPRNG (OpenSSL RAND_bytes)
 // for every call; verify_password_hash() compares in constant time (libargon2) and works for
 // any cost a stored hash was made with, so the cost can be raised without a migration.
-// decoy_password_hash() gives the hash that unknown users are checked against: one per process
-// and cost, made once however many threads and stores ask, so an unknown user costs exactly one
-// verification, as a known user with a wrong password does (the first check on a new store
-// does not also pay for a hash).
+// make_decoy_hash() makes the hash unknown users are checked against (account_store.h), so
+// that an unknown user costs one verification, as a known user with a wrong password does.
 // Not done here: rate limiting (the SASL layer's job) and running off the event loop: these
 // functions are CPU-bound (about a quarter second at the default cost) and must run on the
 // blocking pool.
@@ -39,19 +37,9 @@ base::Result<std::string> hash_password(std::string_view password, const Passwor
 // True on a match, false on a mismatch; an error when `encoded` is not an argon2id hash.
 base::Result<bool> verify_password_hash(const std::string& encoded, std::string_view password);
 
-// The decoy: the argon2id hash of a fixed password, made with `cost` (the cost new hashes get)
-// the first time a cost is asked for and kept for the life of the process. Concurrent first
-// callers wait for the one hash being made. Never null on success; the string is never freed.
-// Thread: any. Blocking (one hash, only on the first call per cost); a failure is not kept,
-// the next call tries again.
-base::Result<const std::string*> decoy_password_hash(const PasswordCost& cost);
-
-// How many argon2id hashes and verifications this process has run so far, so that a test can
-// check what an operation costs without timing it. Thread: any (relaxed counters).
-struct PasswordWork {
-  std::uint64_t hashes = 0;
-  std::uint64_t verifications = 0;
-};
-PasswordWork password_work_so_far();
+// The decoy: an argon2id hash of a fixed text at `cost` (the cost new hashes get), made
+// fresh. Blocking, like hash_password(). No password opens an account through it: it is only
+// ever checked for an address that has no account, and that check always answers no.
+base::Result<std::string> make_decoy_hash(const PasswordCost& cost);
 
 }  // namespace petrel::auth

@@ -3,13 +3,22 @@
 
 namespace petrel::auth {
 
-PooledStoreCredentials::PooledStoreCredentials(std::string db_path, AccountStoreOptions options)
-    : db_path_(std::move(db_path)), options_(options) {
-  // Make the decoy now rather than inside the first exchange with an unknown user. Should it
-  // fail (no memory, no randomness), the first such exchange tries again and reports it.
-  auto decoy = decoy_password_hash(options_.password_cost);
-  (void)decoy;
+namespace {
+// The options every pooled store gets: the caller's, with one decoy shared by all of them.
+AccountStoreOptions with_decoy(AccountStoreOptions options) {
+  if (!options.decoy_hash) {
+    // Should this fail (no memory, no randomness), each store makes its own when it needs one
+    // and reports the failure then.
+    if (auto made = make_decoy_hash(options.password_cost)) {
+      options.decoy_hash = std::make_shared<const std::string>(std::move(made).value());
+    }
+  }
+  return options;
 }
+}  // namespace
+
+PooledStoreCredentials::PooledStoreCredentials(std::string db_path, AccountStoreOptions options)
+    : db_path_(std::move(db_path)), options_(with_decoy(std::move(options))) {}
 
 PooledStoreCredentials::~PooledStoreCredentials() = default;
 

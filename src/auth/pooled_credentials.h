@@ -4,9 +4,10 @@
 // Promise: each call borrows an AccountStore (its own SQLite connection) from a free list,
 // opening one when none is free, and gives it back afterwards; so there are never more
 // connections than concurrent callers, and at most kMaxIdle are kept open between calls.
-// Results are those of StoreCredentialSource (store_credentials.h). The constructor makes the
-// process's decoy hash (password.h) at start-up, so that no SASL exchange, not even the first
-// unknown user after start, pays for a hash on top of its one verification.
+// Results are those of StoreCredentialSource (store_credentials.h). The constructor makes one
+// decoy hash (password.h) that every store of the pool shares (AccountStoreOptions::decoy_hash),
+// so no SASL exchange, not even the first unknown user after start, pays for a hash on top of
+// its one verification.
 // Failure: a store that cannot be opened is a temporary error (SASL answers 454 4.7.0).
 // Thread: any thread, concurrently. Blocking (argon2id, SQLite): never on an event loop.
 #pragma once
@@ -25,8 +26,11 @@ class PooledStoreCredentials final : public CredentialSource {
  public:
   static constexpr std::size_t kMaxIdle = 8;
 
-  // Blocking: one argon2id hash at options.password_cost (the decoy), unless already made.
+  // Blocking: one argon2id hash at options.password_cost (the decoy), unless options has one.
   PooledStoreCredentials(std::string db_path, AccountStoreOptions options);
+  // The decoy every store of this pool checks unknown users against (null only if it could
+  // not be made).
+  const std::string* decoy() const { return options_.decoy_hash.get(); }
   ~PooledStoreCredentials() override;
 
   base::Result<bool> verify_password(std::string_view authcid, std::string_view password) override;

@@ -48,7 +48,7 @@ def free_port_on(*hosts):
     raise RuntimeError("no common free port")
 
 
-def remote_petrel(dns, mx_port, extra="", queue=FAST_RETRY, aliases=None, server=""):
+def remote_petrel(dns, mx_port, extra="", queue=FAST_RETRY, aliases=None, server="", idle="2s"):
     return Petrel(smtp_toml=TRUSTED, queue_toml=queue, aliases=aliases, server_toml=server, extra_toml=f"""
 [dns]
 servers = ["127.0.0.1:{dns.port}"]
@@ -58,7 +58,7 @@ port = {mx_port}
 connect_timeout = "2s"
 command_timeout = "3s"
 data_timeout = "3s"
-idle_time = "2s"
+idle_time = "{idle}"
 prefer_ipv4 = true
 {extra}
 """)
@@ -139,11 +139,17 @@ class Remote(unittest.TestCase):
         with FakeDns(self.zone) as dns, \
                 FakeSmtp(host_name="mx1.remote.example", bind=("127.0.0.3", self.port)) as mx1, \
                 FakeSmtp(host_name="mx2.remote.example", bind=("127.0.0.1", self.port)) as mx2, \
-                remote_petrel(dns, self.port) as p:
-            # One after the other: each finds the connection the last one left open (idle_time).
+                remote_petrel(dns, self.port, idle="5s") as p:
+            # One after the other: each finds the connection the last one left open (idle_time,
+            # 5 s here: room for a loaded machine between two messages).
+            # Each is sent once the one before is logged as delivered: by then its connection
+            # waits idle (a message that arrives while it is still busy may open a second one,
+            # as it should).
             for i in range(6):
-                self.send(p, ["bob@remote.example"], subject=f"pref {i}")
-                mx1.wait_transactions(i + 1)
+                qid = self.send(p, ["bob@remote.example"], subject=f"pref {i}")
+                self.assertTrue(p.wait_log(f"id={qid} rcpt=bob@remote.example relay=mx1.remote.example[127.0.0.3] "
+                                           "result=delivered", 20), p.log()[-3000:])
+            mx1.wait_transactions(6)
             self.assertEqual(len(mx2.transactions), 0, "the lower preference value is tried first")
             self.assertEqual(mx1.connection_count(), 1, "messages to one destination share a connection")
             self.assertEqual(mx1.connections[0].transactions, 6)
@@ -155,7 +161,7 @@ class Remote(unittest.TestCase):
 
             # The preferred host refuses to talk: the next MX takes the mail at once.
             mx1.greeting = "421 4.3.2 mx1 is busy"
-            time.sleep(2.5)  # let the idle connections to mx1 close (idle_time 2 s)
+            time.sleep(5.5)  # let the idle connections to mx1 close (idle_time 5 s)
             qid = self.send(p, ["carol@remote.example"], subject="fallback")
             mx2.wait_transactions(1)
             self.assertTrue(p.wait_log(f"id={qid} rcpt=carol@remote.example relay=mx2.remote.example"), p.log()[-3000:])

@@ -289,22 +289,22 @@ class Remote(unittest.TestCase):
 
     def test_a_slow_destination_does_not_hold_up_local_mail(self):
         def slow(_transaction):
-            time.sleep(4)
+            time.sleep(6)
             return "250 2.0.0 queued, slowly"
         queue = FAST_RETRY + "\ndelivery_concurrency = 3"
         with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port), data_reply=slow) as mx, \
                 remote_petrel(dns, self.port, queue=queue, extra="connections_per_destination = 1") as p:
-            # Four for the slow host: its lane holds two of the three delivery slots (twice its
-            # one connection), the other two wait in the queue instead of in a slot.
-            for i in range(4):
+            # Three for the slow host: its lane holds two of the three delivery slots (twice its
+            # one connection), the third waits in the queue instead of in a slot. Without lanes
+            # all three slots would be the slow host's for 6 s and more.
+            for i in range(3):
                 self.send(p, ["x@plain.example"], subject=f"slow {i}")
             time.sleep(0.5)
             start = time.monotonic()
             self.send(p, ["alice@example.test"], subject="local, meanwhile")
-            self.assertTrue(wait_for(lambda: mailbox(p), 2.5), "local mail waited behind the slow destination")
-            self.assertLess(time.monotonic() - start, 2.5)
-            self.assertLess(len(mx.transactions), 2, "the slow host is still busy with its first")
-            mx.wait_transactions(4, timeout=30)
+            self.assertTrue(wait_for(lambda: mailbox(p), 4), "local mail waited behind the slow destination")
+            self.assertLess(time.monotonic() - start, 4)
+            self.assertLessEqual(len(mx.transactions), 1, "the slow host is still on its first")
 
     def test_reset_after_354_defers_then_delivers(self):
         with FakeDns(self.zone) as dns, FakeSmtp(bind=("127.0.0.1", self.port), reset_after_354=True) as mx, \

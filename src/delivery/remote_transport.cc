@@ -546,11 +546,15 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
     auto another_host = [&route, &at] { return at.hop + 1 < route.hops.size(); };
     while (true) {
       if (!session) {
+        const Cursor before = at;
         session = co_await open_next(dest, route, at, last, relay);
         sent = 0;
         if (!session) {
+          // Too big only if every host left said so: a host that could not be reached might
+          // take it another time.
+          const bool unreached = at.hop != before.hop || at.address != before.address;
           for (std::uint32_t i : todo) {
-            if (too_big) {
+            if (too_big && !unreached) {
               finish_one(work, i, Outcome::kFailed, "5.3.4 message too big for every host of the destination", 0,
                          relay, 0);
             } else {

@@ -28,7 +28,8 @@
 //     over once: it says nothing about the host.
 //   - "452" to some recipients of a transaction that delivered others (too many recipients,
 //     RFC 5321 4.5.3.1.10) → at once in another transaction on the same connection.
-//   - The server's SIZE below the message → the next host; when none takes it, failed 5.3.4.
+//   - The server's SIZE below the message → the next host; failed 5.3.4 when every host left
+//     said so, deferred when one of them could not be reached.
 //   - An SMTPUTF8 message to a server without SMTPUTF8 → failed 5.6.7 (RFC 6531 3.2).
 //   - Route failures: null MX → failed 5.1.10; MX pointing back at us → failed 5.4.6; no such
 //     domain → failed 5.1.2; DNS trouble (SERVFAIL, timeout) → deferred 4.4.3, never failed.

@@ -358,6 +358,21 @@ TEST_F(RemoteTransportTest, AMessageAboveEveryHostsSizeFails534) {
       << "RFC 1870 6: nothing is sent to a server that said it will not take it";
 }
 
+TEST_F(RemoteTransportTest, TooBigForOneHostAndTheOtherUnreachableIsDeferredNotFailed) {
+  zone_ = [](dns::FakeResolver& r) {
+    r.set_mx("example.net", {{10, "small.example.net"}, {20, "down.example.net"}});
+    r.set_addresses("small.example.net", dns::Type::kA, {"127.0.0.1"});
+    r.set_addresses("down.example.net", dns::Type::kA, {"127.0.0.5"});  // nothing listens there
+    for (const char* host : {"small.example.net", "down.example.net"}) {
+      r.set_status(host, dns::Type::kAaaa, dns::Status::kNoData);
+    }
+  };
+  server_.ehlo = "250-fake.test\r\n250 SIZE 10\r\n";
+  auto r = deliver(store({"bob@example.net"}));
+  EXPECT_EQ(r.at(0).outcome, Outcome::kDeferred) << r.at(0).diagnostic;
+  EXPECT_EQ(r.at(0).diagnostic.substr(0, 2), "4.") << r.at(0).diagnostic;
+}
+
 TEST_F(RemoteTransportTest, AnUnreachableIpv6AddressFallsBackToTheHostsIpv4One) {
   // ::1 on the fake server's port must exist and be closed (the server listens on 127.0.0.1).
   {

@@ -364,7 +364,9 @@ class Relay(unittest.TestCase):
         forms = ["<u@ext.example>", "<u%ext.example@example.test>", '<"u@ext.example"@example.test>',
                  "<ext.example!u@example.test>", "<@example.test:u@ext.example>", "<u@[127.0.0.1]>",
                  "<u@[IPv6:::1]>", "<u@ext.example.>", "<u@EXAMPLE.TEST.ext.example>", "<U@Ext.Example>",
-                 "<u@ext.example@example.test>"]
+                 "<u@ext.example@example.test>",
+                 # without a domain (UUCP bang paths, the % hack, a bare name): never ours to relay
+                 "<u>", "<ext.example!u>", "<u%ext.example>", "<ext.example!u%other.example>"]
         with Petrel() as p:
             for kind in ("smtp", "submission"):
                 for tls in (False, True):

@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <deque>
 #include <array>
 #include <cerrno>
 #include <condition_variable>
+#include <deque>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -270,7 +270,7 @@ struct Scheduler::Impl {
   std::unordered_map<IdKey, InFlight, IdHash> in_flight;
   // Lanes with a limit (transport.h): jobs in flight, and the entries that fell due while the
   // lane was full (out of the heap, due kNever), oldest first. Duplicates are harmless: an
-  // entry is only taken back if it is still waiting (unpark()).
+  // entry is only taken back if it is still waiting (end_flight_in_lane()).
   struct LaneState {
     std::size_t in_flight = 0;
     std::deque<IdKey> parked;
@@ -672,6 +672,8 @@ struct Scheduler::Impl {
       return;
     }
     job.message = std::move(*m);
+    // The lane needs the envelope, so a message that must wait has been read for nothing; it
+    // is read again when its turn comes (from the page cache, as a rule).
     Transport::Lane lane = transport.lane(job);
     if (lane.limit > 0) {
       LaneState& l = lanes[lane.key];
@@ -936,7 +938,7 @@ struct Scheduler::Impl {
       } else if (delayed) {
         want = unspecified || (r.notify & mail::kNotifyDelay);
       } else {
-        // A next hop that took NOTIFY on reports the success itself (RFC 3461 6.2.x: one notice).
+        // A next hop that took NOTIFY on reports the success itself (RFC 3461: one notice).
         want = st.status == RecipientStatus::kDelivered && (r.notify & mail::kNotifySuccess) &&
                !(st.flags & format::kStateFlagDsnPassedOn);
       }

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth/account_store_testing.h"
 #include "auth/temp_dir_testing.h"
 
 namespace petrel::auth {
@@ -15,14 +16,12 @@ namespace {
 // hash on top of its verification (account_store_test checks a store uses what it is given).
 TEST(PooledStoreCredentials, MakesOneDecoyAtConstructionAndAnswersFromEveryThread) {
   TempDir dir;
+  {
+    auto store = open_test_store(dir, {"example.test"}, {{"alice@example.test", "right"}});
+    ASSERT_TRUE(store) << store.error().message;
+  }
   AccountStoreOptions options;
   options.password_cost = kTestPasswordCost;
-  {
-    auto store = AccountStore::open(dir.db(), options);
-    ASSERT_TRUE(store) << store.error().message;
-    ASSERT_TRUE((*store)->add_domain("example.test"));
-    ASSERT_TRUE((*store)->add_user("alice@example.test", "right"));
-  }
   PooledStoreCredentials credentials(dir.db(), options);
   ASSERT_NE(credentials.decoy(), nullptr);
   EXPECT_EQ(credentials.decoy()->rfind("$argon2id$", 0), 0u);

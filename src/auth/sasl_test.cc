@@ -11,6 +11,7 @@
 #include "auth/sasl_crypto.h"
 #include "auth/sasl_mechanisms.h"
 #include "auth/store_credentials.h"
+#include "auth/account_store_testing.h"
 #include "auth/temp_dir_testing.h"
 
 namespace petrel::auth {
@@ -400,12 +401,8 @@ TEST_F(SaslTest, ServerEnablesByConfigCramMd5OffByDefault) {
 
 TEST(SaslStoreTest, PasswordsSetInTheStoreWorkForEveryStoredMechanism) {
   TempDir dir;
-  AccountStoreOptions options;
-  options.password_cost = kTestPasswordCost;
-  auto store = AccountStore::open(dir.db(), options);
+  auto store = open_test_store(dir, {"example.test"}, {{"bob@example.test", "pencil"}});
   ASSERT_TRUE(store) << store.error().message;
-  ASSERT_TRUE((*store)->add_domain("example.test"));
-  ASSERT_TRUE((*store)->add_user("bob@example.test", "pencil"));
   StoreCredentialSource creds(**store);
 
   auto keys = (*store)->scram_sha256_keys("Bob@Example.TEST");
@@ -468,12 +465,9 @@ TEST(CramMd5StateTest, MatchesHmacMd5) {
 TEST(SaslStoreTest, CramMd5AgainstStoredState) {
   TempDir dir;
   AccountStoreOptions options;
-  options.password_cost = kTestPasswordCost;
   options.cram_md5 = true;
-  auto store = AccountStore::open(dir.db(), options);
+  auto store = open_test_store(dir, {"example.test"}, {{"tim@example.test", "tanstaaftanstaaf"}}, options);
   ASSERT_TRUE(store) << store.error().message;
-  ASSERT_TRUE((*store)->add_domain("example.test"));
-  ASSERT_TRUE((*store)->add_user("tim@example.test", "tanstaaftanstaaf"));
   StoreCredentialSource creds(**store);
   auto login = [&](const std::string& user, const std::string& password) {
     auto m = make_cram_md5(creds, std::string(kCramChallenge));

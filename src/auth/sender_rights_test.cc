@@ -5,6 +5,7 @@
 
 #include "auth/account_store.h"
 #include "auth/directory_impl.h"
+#include "auth/account_store_testing.h"
 #include "auth/temp_dir_testing.h"
 
 namespace petrel::auth {
@@ -12,14 +13,9 @@ namespace {
 
 TEST(SenderRightsTest, Table) {
   TempDir dir;
-  AccountStoreOptions options;
-  options.password_cost = kTestPasswordCost;
-  auto store = AccountStore::open(dir.db(), options);
+  auto store = open_test_store(dir, {"example.test", "catchall.test"},
+                               {{"alice@example.test", "pw"}, {"bob@example.test", "pw"}});
   ASSERT_TRUE(store) << store.error().message;
-  ASSERT_TRUE((*store)->add_domain("example.test"));
-  ASSERT_TRUE((*store)->add_domain("catchall.test"));
-  ASSERT_TRUE((*store)->add_user("alice@example.test", "pw"));
-  ASSERT_TRUE((*store)->add_user("bob@example.test", "pw"));
   ASSERT_TRUE((*store)->add_alias("info@example.test", "alice@example.test"));
   ASSERT_TRUE((*store)->add_alias("team@example.test", "alice@example.test"));
   ASSERT_TRUE((*store)->add_alias("team@example.test", "bob@example.test"));

@@ -10,6 +10,7 @@ made world-traversable.
 """
 import glob
 import os
+import random
 import re
 import shutil
 import signal
@@ -36,7 +37,29 @@ def wait_for(predicate, timeout=15, step=0.05):
     return predicate()
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
+    """A TCP port on 127.0.0.1 that is free now, for a server started later. Picked at random
+    below the kernel's ephemeral range: there, any outgoing connection of a test running in
+    parallel could take it before the server binds it (seen in CI). Parallel tests may still
+    pick the same one; Petrel.start() then tries new ports."""
+    lo, _ = _ephemeral_range()
+    for _ in range(100):
+        port = random.randint(10000, max(10001, min(lo, 32768) - 1))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -120,6 +143,29 @@ address = "127.0.0.1:{self.ports['submissions']}"
             self.cli("alias", "add", alias, *targets)
 
     def start(self, timeout=20):
+        for attempt in range(5):
+            in_use_before = self.log().count("Address already in use")
+            try:
+                return self._start_once(timeout)
+            except RuntimeError:
+                # Another test took one of our ports between free_port() and the bind: new
+                # ports, same everything else.
+                if attempt == 4 or self.log().count("Address already in use") == in_use_before:
+                    raise
+                self._log_file.close()
+                self._new_listener_ports()
+
+    def _new_listener_ports(self):
+        with open(self.config_path) as f:
+            config = f.read()
+        for kind, old in list(self.ports.items()):
+            new = free_port()
+            config = config.replace(f'address = "127.0.0.1:{old}"', f'address = "127.0.0.1:{new}"')
+            self.ports[kind] = new
+        with open(self.config_path, "w") as f:
+            f.write(config)
+
+    def _start_once(self, timeout):
         ready_before = self.log().count("server.ready")  # a restart appends to the same log
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen([PETREL_BIN, "serve", "-c", self.config_path], stdout=self._log_file,

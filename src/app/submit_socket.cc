@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -26,13 +27,15 @@ struct Failure {
   std::string reply;  // "error 451 4.3.0 ..."
 };
 
-// A connection's input: bounded line and chunk reads, each within kReadSeconds.
+// A connection's input: bounded line and chunk reads, each within kReadSeconds, all of them
+// within kSubmitSeconds of the connection.
 class Reader {
  public:
-  Reader(int fd, int stop_fd) : fd_(fd), stop_fd_(stop_fd) {}
+  Reader(int fd, int stop_fd)
+      : fd_(fd), stop_fd_(stop_fd), end_(std::chrono::steady_clock::now() + std::chrono::seconds(kSubmitSeconds)) {}
 
   bool fill() {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kReadSeconds);
+    auto deadline = std::min(end_, std::chrono::steady_clock::now() + std::chrono::seconds(kReadSeconds));
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
@@ -74,6 +77,7 @@ class Reader {
 
  private:
   int fd_, stop_fd_;
+  std::chrono::steady_clock::time_point end_;
   std::string buf_;
 };
 
@@ -224,6 +228,7 @@ base::Result<std::unique_ptr<SubmitServer>> SubmitServer::start(const std::strin
   o.path = path;
   o.mode = 0666;  // every local user may submit; who they are comes from SO_PEERCRED, not the mode
   o.max_clients = kMaxSubmitClients;
+  o.max_per_uid = kMaxSubmitClientsPerUid;
   o.busy_reply = "error 421 4.3.2 too many local submissions at once, try again later\n";
   o.serve = [raw](int fd, const ucred& peer, int stop_fd) { raw->serve(fd, peer, stop_fd); };
   auto listener = UnixListener::start(std::move(o));

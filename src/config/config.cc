@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -385,12 +386,33 @@ base::Result<Config> parse_config(std::string_view text, const std::string& sour
   return config;
 }
 
+namespace {
+
+// A relative path in the config means relative to the directory petrel was started in. The
+// server later works inside its data directory (app/data_dir.h), so such paths are made
+// absolute here, once, while they still mean what the operator wrote.
+void make_absolute(std::string& path) {
+  if (path.empty() || path.front() == '/') return;
+  std::error_code ec;
+  auto full = std::filesystem::absolute(path, ec);
+  if (!ec) path = full.lexically_normal().string();
+}
+
+}  // namespace
+
 base::Result<Config> load_config(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return base::permanent_error(path + ": cannot read the config file");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_config(ss.str(), path);
+  auto config = parse_config(ss.str(), path);
+  if (!config) return config;
+  for (std::string* p : {&config->server.data_dir, &config->log.file, &config->tls.cert_file, &config->tls.key_file,
+                         &config->dns.dnssec_trust_anchor, &config->remote.relay_password_file,
+                         &config->remote.ca_file}) {
+    make_absolute(*p);
+  }
+  return config;
 }
 
 std::string default_config_path() {

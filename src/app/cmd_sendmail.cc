@@ -6,8 +6,10 @@
 // -C FILE (Petrel's config file; also PETREL_CONFIG), -bm (the default). Other -o options
 // and -v, -N, -R, -V, -B, -X, -O, -q... are accepted and ignored, as Postfix does. -bs (SMTP on
 // standard input) and -bp (mailq) are not implemented: EX_USAGE with a message.
-// The message: standard input, LF or CRLF line ends (stored as CRLF). When it lacks them we
-// add From: (the sender, with -F's name), Date: and Message-ID:, above its own header.
+// The message: standard input, LF or CRLF line ends (stored as CRLF; a last line without a
+// line end gets one); otherwise stored byte for byte. When it lacks them we add From: (the
+// sender, with -F's name), Date: and Message-ID:, above its own header; a message without a
+// header gets them and one empty line above its first line.
 // Memory: the header section is held (at most 256 KiB), the body is streamed in 64 KiB chunks.
 #include "app/cmd_sendmail.h"
 
@@ -208,13 +210,12 @@ int sendmail_main(int argc, char** argv) {
     const std::string* line = &text;
     const bool continuation = !header.empty() && !line->empty() && (line->front() == ' ' || line->front() == '\t');
     if (line->empty() || partial || (!continuation && !is_field_start(*line))) {
-      // The end of the header: an empty line (dropped here, written below), or a line that is
-      // not a field (a message without header): that line is the body's first.
+      // The end of the header: an empty line (dropped here: `head` below ends with the one
+      // empty line that separates header and body, RFC 5322 2.1), or a line that is not a
+      // field (a message without header): that line is the body's first.
       if (!line->empty() || partial) {
         first_body = *line;
         first_body_partial = partial;
-      } else {
-        first_body = std::string();
       }
       break;
     }

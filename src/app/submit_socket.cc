@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "mail/date.h"
+#include "mail/headers.h"
 
 namespace petrel::app {
 namespace {
@@ -123,6 +124,12 @@ struct SubmitServer::Impl {
     std::optional<std::string> line;
     while ((line = in.line())) {
       std::string_view l = *line;
+      // Defence in depth (sendmail refuses them first): no control octet in an envelope line,
+      // not even one that trimming or the address parser would drop.
+      if ((l.starts_with("SENDER ") || l.starts_with("RCPT ")) && mail::has_control(l)) {
+        return l.starts_with("SENDER ") ? "error 553 5.1.7 control character in the sender address"
+                                        : "error 553 5.1.3 control character in a recipient address";
+      }
       if (l.starts_with("SENDER ")) {
         auto text = base::trim(l.substr(7));
         if (text == "<>") {

@@ -5,6 +5,7 @@ import glob
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 import unittest
@@ -104,6 +105,68 @@ class Sendmail(unittest.TestCase):
                         expected += "\r\n"
                     stored = delivered_with(p, f"tok{i:02d}".encode())
                     self.assertEqual(as_given(stored, added.split()), expected.encode())
+
+    def test_control_characters_in_arguments_are_refused_before_anything_is_sent(self):
+        # A newline in -f or -F must not become a line of the submit socket's protocol (an extra
+        # RCPT) or of the header (an extra Bcc:); a recipient argument neither. Refused with
+        # EX_USAGE, nothing queued.
+        with Petrel() as p:
+            cases = [
+                (["-f", "alice@example.test\nRCPT bob@example.test", "alice@example.test"], "-f"),
+                (["-falice@example.test\rRCPT bob@example.test", "alice@example.test"], "-f"),
+                (["-r", "alice@example.test\n", "alice@example.test"], "-r"),
+                (["-F", "x\r\nBcc: bob@example.test", "alice@example.test"], "-F"),
+                (["-F", "x\nRCPT bob@example.test", "alice@example.test"], "-F"),
+                (["-F", "tab\there", "alice@example.test"], "-F"),
+                (["alice@example.test\nRCPT bob@example.test"], "recipient"),
+                (["alice@example.test\r"], "recipient"),
+                (["-t"], "recipient"),  # the NUL below, in To:
+            ]
+            for args, what in cases:
+                with self.subTest(args=args):
+                    r = sendmail(p, args, b"To: alice@example.test\0, bob@example.test\nSubject: injected\n\nx\n")
+                    self.assertEqual(r.returncode, 65 if args == ["-t"] else 64, r.stderr)
+                    self.assertIn(what.encode(), r.stderr)
+                    self.assertIn(b"control character", r.stderr)
+            time.sleep(1)
+            self.assertEqual(p.queue_ids(), [])
+            for owner in ("alice", "bob"):
+                self.assertEqual(glob.glob(os.path.join(p.data_dir, "mail", DOMAIN, owner, "new", "*")), [])
+
+    def test_full_name_is_quoted_or_encoded(self):
+        with Petrel() as p:
+            for i, (name, shown) in enumerate([
+                    ('Jo "Q" Public \\ Esq', b'"Jo \\"Q\\" Public \\\\ Esq" <root@mx.example.test>'),
+                    ("Zo\u00eb", b"=?UTF-8?B?Wm/Dqw==?= <root@mx.example.test>")]):
+                r = sendmail(p, ["-F", name, "alice@example.test"], f"Subject: name {i}\n\nx\n".encode())
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(header(find_delivered(p, f"name {i}"), "From"), [shown])
+            r = sendmail(p, ["-F", "Zo\udcc3", "alice@example.test"], "Subject: bad\n\nx\n")  # invalid UTF-8
+            self.assertEqual(r.returncode, 64, r.stderr)
+            self.assertIn(b"UTF-8", r.stderr)
+
+    def test_submit_socket_refuses_control_characters(self):
+        # Defence in depth: whatever a client sends, a SENDER or RCPT line with a control
+        # character is refused (here a TAB and a CR, which the address parser alone would pass
+        # after trimming).
+        with Petrel() as p:
+            for request in [b"SENDER \talice@example.test\nRCPT alice@example.test\nDATA\n",
+                            b"RCPT \talice@example.test\nDATA\n",
+                            b"RCPT alice@example.test\r\nDATA\n"]:
+                with self.subTest(request=request):
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.settimeout(10)
+                    s.connect(os.path.join(p.data_dir, "submit.sock"))
+                    s.sendall(request + b"12\nSubject: x\r\n0\n")
+                    reply = b""
+                    while not reply.endswith(b"\n"):
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        reply += chunk
+                    s.close()
+                    self.assertRegex(reply, rb"^error 5\d\d 5\.1\.[37] ", reply)
+            self.assertEqual(p.queue_ids(), [])
 
     def test_link_named_sendmail_recipients_as_arguments_and_dot(self):
         with Petrel() as p:

@@ -33,7 +33,6 @@
 #include "app/unix_listener.h"
 #include "base/strings.h"
 #include "config/config.h"
-#include "mail/date.h"
 #include "mail/headers.h"
 #include "smtp/server/submission_headers.h"
 
@@ -262,7 +261,7 @@ int sendmail_main(int argc, char** argv) {
       for (char ch : value) {
         if (ch != '\r' && ch != '\n') unfolded += ch;
       }
-      auto list = smtp::server::parse_mailbox_list(unfolded);
+      auto list = mail::parse_mailbox_list(unfolded);
       if (!list) {
         // Bare local names ("root") are common in scripts: take them as written.
         for (std::string_view rest = unfolded; !rest.empty();) {
@@ -295,11 +294,12 @@ int sendmail_main(int argc, char** argv) {
     if (!from) return fail(kExUsage, "-F: " + from.error().message);
     head += *from;
   }
-  if (!has_date) head += "Date: " + mail::rfc5322_date(std::time(nullptr)) + "\r\n";
+  const std::int64_t now = std::time(nullptr);
+  if (!has_date) head += mail::date_field(now);
   if (!has_id) {
     std::random_device rd;
-    head += "Message-ID: <" + std::to_string(std::time(nullptr)) + "." + std::to_string(::getpid()) + "." +
-            std::to_string(rd()) + "@" + host + ">\r\n";
+    const std::uint64_t random = static_cast<std::uint64_t>(rd()) << 32 | rd();
+    head += mail::message_id_field(mail::unique_id_left(now, random), host);
   }
   for (const auto& f : kept) head += f + "\r\n";
   head += "\r\n";

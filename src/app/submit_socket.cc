@@ -13,7 +13,6 @@
 #include "app/unix_listener.h"
 #include "base/log.h"
 #include "base/strings.h"
-#include "mail/date.h"
 #include "mail/headers.h"
 
 namespace petrel::app {
@@ -171,8 +170,8 @@ struct SubmitServer::Impl {
     auto put = [&](std::string_view s) {
       if (storage_ok && !w.append(s)) storage_ok = false;
     };
-    put("Received: by " + host + " (Petrel, from userid " + std::to_string(cred.uid) + ")\r\n\tid " + w.id() +
-        ";\r\n\t" + mail::rfc5322_date(std::time(nullptr)) + "\r\n");
+    const std::string by_comment = "Petrel, from userid " + std::to_string(cred.uid);
+    put(mail::received_field({.by = host, .by_comment = by_comment, .id = w.id(), .at = env.received_at}));
     put(warning);
     std::uint64_t size = 0;
     for (;;) {

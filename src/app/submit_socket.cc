@@ -14,7 +14,7 @@
 #include "app/unix_listener.h"
 #include "base/log.h"
 #include "base/strings.h"
-#include "mail/date.h"
+#include "mail/headers.h"
 
 namespace petrel::app {
 namespace {
@@ -127,6 +127,12 @@ struct SubmitServer::Impl {
     std::optional<std::string> line;
     while ((line = in.line())) {
       std::string_view l = *line;
+      // Defence in depth (sendmail refuses them first): no control octet in an envelope line,
+      // not even one that trimming or the address parser would drop.
+      if ((l.starts_with("SENDER ") || l.starts_with("RCPT ")) && mail::has_control(l)) {
+        return l.starts_with("SENDER ") ? "error 553 5.1.7 control character in the sender address"
+                                        : "error 553 5.1.3 control character in a recipient address";
+      }
       if (l.starts_with("SENDER ")) {
         auto text = base::trim(l.substr(7));
         if (text == "<>") {
@@ -168,8 +174,8 @@ struct SubmitServer::Impl {
     auto put = [&](std::string_view s) {
       if (storage_ok && !w.append(s)) storage_ok = false;
     };
-    put("Received: by " + host + " (Petrel, from userid " + std::to_string(cred.uid) + ")\r\n\tid " + w.id() +
-        ";\r\n\t" + mail::rfc5322_date(std::time(nullptr)) + "\r\n");
+    const std::string by_comment = "Petrel, from userid " + std::to_string(cred.uid);
+    put(mail::received_field({.by = host, .by_comment = by_comment, .id = w.id(), .at = env.received_at}));
     put(warning);
     std::uint64_t size = 0;
     for (;;) {

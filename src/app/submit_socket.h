@@ -11,7 +11,8 @@
 // Protocol (one message per connection; lines end with "\n"):
 //   client: "SENDER <addr>" (optional; "<>" for the null sender), then one "RCPT <addr>" per
 //           recipient, then "DATA", then chunks "<decimal length>\n<octets>", ended by "0\n".
-//           The octets are the message with CRLF line ends, headers complete.
+//           The octets are the message with CRLF line ends, headers complete. A SENDER or
+//           RCPT line with a control octet (CR, TAB, NUL...) is refused with a 553.
 //   server: "ok <queue-id>" once the message is durable, or "error <code> <status> <text>"
 //           (4xx: try later, 5xx: refused).
 // Promise: the envelope sender is <user>@<hostname> for the connecting uid; another sender

@@ -4,7 +4,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
-#include "mail/date.h"
+#include "mail/headers.h"
 #include "smtp/server/session.h"
 
 namespace petrel::smtp::server {
@@ -126,7 +126,7 @@ void Session::check_submitted_header() {
     return;
   }
   if (facts.from_fields == 1) {
-    auto addresses = parse_mailbox_list(facts.from_values.front());
+    auto addresses = mail::parse_mailbox_list(facts.from_values.front());
     if (!addresses) {
       tx_.header_refusal = mail::reply(554, "5.6.0", "Cannot parse the From: field");
       return;
@@ -140,9 +140,10 @@ void Session::check_submitted_header() {
     }
   }
   std::string added;
-  if (!facts.has_date) added += "Date: " + mail::rfc5322_date(tx_.envelope.received_at) + "\r\n";
+  if (!facts.has_date) added += mail::date_field(tx_.envelope.received_at);
+  // The queue id is unique on this host (base/ids.h: time, process, counter).
   if (!facts.has_message_id && tx_.writer) {
-    added += "Message-ID: <" + tx_.writer->id() + "@" + ctx_.config.server.hostname + ">\r\n";
+    added += mail::message_id_field(tx_.writer->id(), ctx_.config.server.hostname);
   }
   store(added);
   store(tx_.header.held());
@@ -251,18 +252,21 @@ net::awaitable<void> Session::finish_message() {
 }
 
 std::string Session::received_header(const std::string& queue_id) const {
-  // RFC 5321 4.4: from / by / with / id / for; date. With-protocol per RFC 3848 / RFC 6531.
-  std::string proto = tx_.envelope.smtputf8 ? "UTF8SMTP" : (esmtp_ ? "ESMTP" : "SMTP");
-  if (stream_.is_tls()) proto += "S";
-  if (!tx_.envelope.auth_user.empty()) proto += "A";
-  std::string h = "Received: from " + base::log_escape(helo_, 100) + " ([" + client_ip_ + "])\r\n";
-  if (stream_.is_tls()) h += "\t(using " + stream_.tls_description() + ")\r\n";
-  h += "\tby " + ctx_.config.server.hostname + " (Petrel) with " + proto + " id " + queue_id;
-  if (tx_.envelope.recipients.size() == 1) {
-    h += "\r\n\tfor <" + base::log_escape(tx_.envelope.recipients.front().address.str(), 300) + ">";
-  }
-  h += ";\r\n\t" + mail::rfc5322_date(tx_.envelope.received_at) + "\r\n";
-  return h;
+  // RFC 5321 4.4 (mail/headers.h): the recipient is named only when there is one.
+  const bool tls = stream_.is_tls();
+  const std::string proto =
+      mail::received_protocol(esmtp_, tx_.envelope.smtputf8, tls, !tx_.envelope.auth_user.empty());
+  const std::string tls_text = tls ? stream_.tls_description() : std::string();
+  const std::string rcpt = tx_.envelope.recipients.size() == 1 ? tx_.envelope.recipients.front().address.str() : "";
+  return mail::received_field({.helo = helo_,
+                               .ip = client_ip_,
+                               .tls = tls_text,
+                               .by = ctx_.config.server.hostname,
+                               .by_comment = "Petrel",
+                               .with = proto,
+                               .id = queue_id,
+                               .for_rcpt = rcpt,
+                               .at = tx_.envelope.received_at});
 }
 
 }  // namespace petrel::smtp::server

@@ -1,4 +1,5 @@
 // cmd_mail.cc: MAIL and RCPT (RFC 5321 4.1.1.2-3), where relay and recipient policy is decided.
+#include "base/log.h"
 #include "base/strings.h"
 #include "smtp/server/session.h"
 
@@ -52,30 +53,62 @@ Session::Next Session::handle_rcpt(std::string_view args) {
     send(452, "4.5.3", "Too many recipients");
     return Next::kContinue;
   }
+  // RFC 5321 4.5.1: "<Postmaster>" without a domain must be accepted. It has no domain to be
+  // delivered in, so it becomes postmaster@<primary domain> and from here on is an ordinary
+  // recipient: the alias/account rules decide where it goes, and it is never relayed out.
+  if (rt.postmaster) {
+    auto domain = postmaster_domain();
+    if (!domain) {
+      // No served domain to give it to: a configuration problem the operator can fix, so
+      // temporary (the client retries) rather than accepted and bounced or relayed.
+      PETREL_LOG(kError, "smtp.no_postmaster_domain", "session={} hostname={} primary_domain=\"{}\"", session_id_,
+                 ctx_.config.server.hostname, base::log_escape(ctx_.config.server.primary_domain));
+      send(451, "4.3.0", "<Postmaster>: no local domain configured for the postmaster, try again later");
+      return count_error() ? Next::kClose : Next::kContinue;
+    }
+    rt.recipient.address = mail::Address{"postmaster", std::move(*domain)};
+  }
   // Reply text may quote the address: Reply::render() strips controls and caps the line.
   const auto& addr = rt.recipient.address;
-  if (!rt.postmaster) {
-    switch (ctx_.directory.lookup(addr)) {
-      case auth::RecipientStatus::kLocal:
-        break;
-      case auth::RecipientStatus::kUnknownUser:
-        // Refused now rather than accepted and bounced later (no backscatter).
-        send(550, "5.1.1", "<" + addr.str() + ">: Recipient address rejected: User unknown");
+  switch (ctx_.directory.lookup(addr)) {
+    case auth::RecipientStatus::kLocal:
+      break;
+    case auth::RecipientStatus::kUnknownUser:
+      // Refused now rather than accepted and bounced later (no backscatter).
+      send(550, "5.1.1", "<" + addr.str() + ">: Recipient address rejected: User unknown");
+      return count_error() ? Next::kClose : Next::kContinue;
+    case auth::RecipientStatus::kNotOurDomain:
+      // ARCHITECTURE.md "No open relay, ever": other domains only for trusted or
+      // authenticated clients.
+      if (!client_trusted() && auth_user_.empty()) {
+        send(554, "5.7.1", "<" + addr.str() + ">: Relay access denied");
         return count_error() ? Next::kClose : Next::kContinue;
-      case auth::RecipientStatus::kNotOurDomain:
-        // ARCHITECTURE.md "No open relay, ever": other domains only for trusted or
-        // authenticated clients.
-        if (!client_trusted() && auth_user_.empty()) {
-          send(554, "5.7.1", "<" + addr.str() + ">: Relay access denied");
-          return count_error() ? Next::kClose : Next::kContinue;
-        }
-        break;
-    }
+      }
+      break;
   }
   tx_.envelope.recipients.push_back(std::move(rt.recipient));
   state_ = State::kRcpt;
   send(250, "2.1.5", "Ok");
   return Next::kContinue;
+}
+
+// server.primary_domain when set and served; else server.hostname or the nearest parent of it
+// that we serve ("mx.example.org" -> "example.org"). Read from the directory's snapshot at each
+// use, so a domain added while the server runs counts at once.
+std::optional<std::string> Session::postmaster_domain() const {
+  const auto& server = ctx_.config.server;
+  if (!server.primary_domain.empty()) {
+    if (ctx_.directory.serves_domain(server.primary_domain)) return server.primary_domain;
+    return std::nullopt;
+  }
+  std::string_view name = server.hostname;
+  while (!name.empty()) {
+    if (ctx_.directory.serves_domain(name)) return base::to_lower(name);
+    auto dot = name.find('.');
+    if (dot == std::string_view::npos) break;
+    name.remove_prefix(dot + 1);
+  }
+  return std::nullopt;
 }
 
 }  // namespace petrel::smtp::server

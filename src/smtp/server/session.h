@@ -126,6 +126,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string received_header(const std::string& queue_id) const;
   mail::Extensions extensions() const;
   bool client_trusted() const { return trusted_; }
+  // The domain whose postmaster gets RCPT TO:<Postmaster>; nullopt when we serve none that fits.
+  std::optional<std::string> postmaster_domain() const;
   void log_reply(const mail::Reply& reply);
   // AUTH (cmd_auth.cc).
   bool auth_configured() const;  // this listener may offer AUTH at all

@@ -6,18 +6,10 @@
 
 namespace petrel::smtp::server {
 
-class Server::Slot final : public ConnectionSlot {
- public:
-  Slot(std::shared_ptr<Counters> counters, std::string ip) : counters_(std::move(counters)), ip_(std::move(ip)) {}
-  ~Slot() override { counters_->release(ip_); }
-
- private:
-  std::shared_ptr<Counters> counters_;
-  std::string ip_;
-};
-
 Server::Server(const config::Config& config, std::vector<net::asio::io_context*> loops)
-    : config_(config), loops_(std::move(loops)) {}
+    : config_(config),
+      loops_(std::move(loops)),
+      limiter_(config.smtp.max_connections, config.smtp.max_connections_per_ip) {}
 
 Server::~Server() { stop(); }
 
@@ -55,10 +47,7 @@ void Server::stop() {
   }
 }
 
-std::size_t Server::connections() const {
-  std::lock_guard lock(counters_->mu);
-  return counters_->total;
-}
+std::size_t Server::connections() const { return limiter_.connections(); }
 
 net::awaitable<void> Server::accept_loop(std::size_t index) {
   auto& acceptor = *acceptors_[index];
@@ -80,7 +69,7 @@ net::awaitable<void> Server::accept_loop(std::size_t index) {
     auto addr = remote.address();
     if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = net::asio::ip::make_address_v4(net::asio::ip::v4_mapped, addr.to_v6());
     std::string ip = addr.to_string();
-    auto slot = admit(ip);
+    auto slot = limiter_.admit(ip);
     if (!slot) {
       // Too many connections: say so without spending a session on it (RFC 5321 3.8: 421).
       PETREL_LOG(kInfo, "smtp.refused", "listener={} client={} reason=connection_limit", listener.name, ip);
@@ -103,25 +92,6 @@ net::awaitable<void> Server::accept_loop(std::size_t index) {
     socket.set_option(net::tcp::no_delay(true), opt_ec);
     Session::start(std::make_shared<Session>(*ctx_, listener, std::move(socket), std::move(slot)));
   }
-}
-
-std::unique_ptr<ConnectionSlot> Server::admit(const std::string& ip) {
-  std::lock_guard lock(counters_->mu);
-  auto& mine = counters_->per_ip[ip];
-  if (counters_->total >= config_.smtp.max_connections || mine >= config_.smtp.max_connections_per_ip) {
-    if (mine == 0) counters_->per_ip.erase(ip);
-    return nullptr;
-  }
-  ++counters_->total;
-  ++mine;
-  return std::make_unique<Slot>(counters_, ip);
-}
-
-void Server::Counters::release(const std::string& ip) {
-  std::lock_guard lock(mu);
-  --total;
-  auto it = per_ip.find(ip);
-  if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
 }
 
 }  // namespace petrel::smtp::server

@@ -34,6 +34,7 @@
 #include "mail/command.h"
 #include "mail/envelope.h"
 #include "net/asio.h"
+#include "net/connection_limiter.h"
 #include "net/input_buffer.h"
 #include "net/stream.h"
 #include "queue/intake.h"
@@ -57,10 +58,7 @@ struct SessionContext {
 };
 
 // Released when the session ends (the server's connection counters).
-class ConnectionSlot {
- public:
-  virtual ~ConnectionSlot() = default;
-};
+using ConnectionSlot = net::ConnectionLimiter::Slot;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:

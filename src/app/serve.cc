@@ -37,11 +37,12 @@
 #include "delivery/local_transport.h"
 #include "delivery/remote_transport.h"
 #include "delivery/router.h"
+#include "net/acceptor.h"
 #include "net/tls.h"
 #include "queue/intake_impl.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
-#include "smtp/server/server.h"
+#include "smtp/server/session_factory.h"
 
 namespace petrel::app {
 namespace {
@@ -156,8 +157,11 @@ int serve(const config::Config& c) {
     loops.push_back(std::make_unique<net::asio::io_context>(1));
     loop_ptrs.push_back(loops.back().get());
   }
-  auto server = std::make_unique<smtp::server::Server>(c, loop_ptrs);
-  if (auto s = server->bind(); !s) die(s.error().message);
+  // One acceptor for every listener; the connection limits count across all of them.
+  auto acceptor = std::make_unique<net::Acceptor>(loop_ptrs, c.smtp.max_connections, c.smtp.max_connections_per_ip);
+  for (const auto& l : c.listeners) {
+    if (auto s = acceptor->bind(net::ListenSpec{l.name, l.address, l.host, l.port}); !s) die(s.error().message);
+  }
 
   // Secrets the server's user may not be able to read: before privileges go.
   auto relay_password = read_relay_password(c.remote);
@@ -234,7 +238,16 @@ int serve(const config::Config& c) {
   }
 
   smtp::server::SessionContext ctx{c, **directory, *intake, tls->get(), &sasl, &auth_limiter, &sender_rights, &auth_pool};
-  server->start(ctx);
+  // Each listener's connections go to its protocol's sessions. Every kind config accepts today
+  // is SMTP's (config refuses the kinds not yet served).
+  std::vector<std::unique_ptr<net::SessionFactory>> factories;
+  std::vector<net::SessionFactory*> factory_ptrs;
+  for (const auto& l : c.listeners) {
+    if (!smtp::server::SessionFactory::serves(l.kind)) die("listener " + l.name + ": no service for its kind", kExitConfig);
+    factories.push_back(std::make_unique<smtp::server::SessionFactory>(ctx, l));
+    factory_ptrs.push_back(factories.back().get());
+  }
+  acceptor->start(std::move(factory_ptrs));
 
   // SIGINT/SIGTERM: stop accepting and stop the loops. Transactions not yet acknowledged are
   // simply dropped (the client will retry); acknowledged ones are already on disk.
@@ -242,7 +255,7 @@ int serve(const config::Config& c) {
   signals->async_wait([&](const net::error_code& err, int sig) {
     if (err) return;
     PETREL_LOG(kInfo, "server.stop", "signal={}", sig);
-    server->stop();
+    acceptor->stop();
     for (auto& l : loops) l->stop();
   });
 
@@ -263,7 +276,7 @@ int serve(const config::Config& c) {
   // thread and the deliveries in flight (their results go to the scheduler's inbox), then the
   // scheduler (it unhooks itself from the intake), and last the intake's committer.
   signals.reset();
-  server.reset();
+  acceptor.reset();
   guards.clear();
   loops.clear();
   control.reset();

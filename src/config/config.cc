@@ -316,6 +316,11 @@ void read_listeners(Section& root, Config& config, Errors& errors) {
     if (kind == "smtp") l.kind = ListenerKind::kSmtp;
     else if (kind == "submission") l.kind = ListenerKind::kSubmission;
     else if (kind == "submissions") l.kind = ListenerKind::kSubmissions;
+    // ARCHITECTURE.md names these; refused until a session serves them, so a listener never
+    // accepts connections that nothing answers.
+    else if (kind == "imap" || kind == "imaps" || kind == "pop3" || kind == "pop3s" || kind == "admin") {
+      errors.add(t->source(), "listener.kind", "\"" + kind + "\" is not yet supported (served now: \"smtp\", \"submission\", \"submissions\")");
+    }
     else errors.add(t->source(), "listener.kind", "must be \"smtp\", \"submission\" or \"submissions\"");
     if (l.name.empty()) l.name = kind;
     if (!names.insert(l.name).second) errors.add(t->source(), "listener.name", "\"" + l.name + "\" is used twice");

@@ -16,7 +16,7 @@
 // (cmd_auth.cc). An authenticated session may relay anywhere, but only with sender addresses
 // the account owns, in MAIL FROM and in From: (553 5.7.1), and its messages get Date: and
 // Message-ID: when they lack them (cmd_data.cc).
-// Not done here: accepting connections and counting them (server.h).
+// Not done here: accepting connections and counting them (net/acceptor.h, session_factory.h).
 // Thread: a session lives on one io_context thread.
 #pragma once
 
@@ -43,7 +43,7 @@
 
 namespace petrel::smtp::server {
 
-// What every session shares; owned by the Server, outlives all sessions.
+// What every session shares; owned by `petrel serve` (app/serve.cc), outlives all sessions.
 struct SessionContext {
   const config::Config& config;
   auth::Directory& directory;

@@ -24,6 +24,7 @@
 #include "app/common.h"
 #include "app/control.h"
 #include "app/outbound.h"
+#include "app/policy_setup.h"
 #include "app/submit_socket.h"
 #include "auth/auth_limiter.h"
 #include "auth/directory_impl.h"
@@ -227,6 +228,7 @@ int serve(const config::Config& c) {
   sasl_options.hostname = c.server.hostname;
   auth::SaslServer sasl(gated_credentials, sasl_options);
   auth::SenderRights sender_rights(**directory, c.auth.send_as);
+  PolicySetup policy(**directory, sender_rights);
   net::asio::thread_pool auth_pool(c.auth.verify_threads);
 
   // `petrel sendmail` queues through this socket, as the local user the kernel names.
@@ -237,7 +239,7 @@ int serve(const config::Config& c) {
     PETREL_LOG(kError, "submit.unavailable", "error=\"{}\"", base::log_escape(started.error().message));
   }
 
-  smtp::server::SessionContext ctx{c, **directory, *intake, tls->get(), &sasl, &auth_limiter, &sender_rights, &auth_pool};
+  smtp::server::SessionContext ctx{c, **directory, *intake, tls->get(), &sasl, &auth_limiter, &sender_rights, &auth_pool, &policy.chain()};
   // Each listener's connections go to its protocol's sessions. Every kind config accepts today
   // is SMTP's (config refuses the kinds not yet served).
   std::vector<std::unique_ptr<net::SessionFactory>> factories;

@@ -1,4 +1,7 @@
-// cmd_mail.cc: MAIL and RCPT (RFC 5321 4.1.1.2-3), where relay and recipient policy is decided.
+// cmd_mail.cc: MAIL and RCPT (RFC 5321 4.1.1.2-3): syntax and protocol limits here; whether
+// the sender and each recipient are welcome (relaying, unknown users, sender ownership) is
+// policy's decision (policy/README.md), asked before the 250.
+#include "base/assert.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "smtp/server/session.h"
@@ -21,11 +24,6 @@ Session::Next Session::handle_mail(std::string_view args) {
     send(452, "4.3.1", "Insufficient system storage");
     return count_error() ? Next::kClose : Next::kContinue;
   }
-  // RFC 6409 6.1: an authenticated user sends as an address the account owns.
-  if (!auth_user_.empty() && ctx_.sender_rights && !ctx_.sender_rights->may_use(auth_user_, mf.sender)) {
-    send(553, "5.7.1", "<" + mf.sender.str() + ">: Sender address rejected: not owned by the authenticated user");
-    return count_error() ? Next::kClose : Next::kContinue;
-  }
   auto& env = tx_.envelope;
   env.auth_user = auth_user_;
   env.sender = std::move(mf.sender);
@@ -36,6 +34,16 @@ Session::Next Session::handle_mail(std::string_view args) {
   env.envid = std::move(mf.envid);
   env.client_ip = client_ip_;
   env.helo = helo_;
+  // Policy decides the rest (RFC 6409 6.1 sender ownership among it), then proceed_mail.
+  return ask_policy(policy::Stage::kMail, &Session::proceed_mail);
+}
+
+Session::Next Session::proceed_mail(const policy::Decision& decision) {
+  if (refused(decision)) {
+    reset_transaction();
+    return count_error() ? Next::kClose : Next::kContinue;
+  }
+  tx_.policy_headers = decision.headers;
   state_ = State::kMail;
   send(250, "2.1.0", "Ok");
   return Next::kContinue;
@@ -68,25 +76,18 @@ Session::Next Session::handle_rcpt(std::string_view args) {
     }
     rt.recipient.address = mail::Address{"postmaster", std::move(*domain)};
   }
-  // Reply text may quote the address: Reply::render() strips controls and caps the line.
-  const auto& addr = rt.recipient.address;
-  switch (ctx_.directory.lookup(addr)) {
-    case auth::RecipientStatus::kLocal:
-      break;
-    case auth::RecipientStatus::kUnknownUser:
-      // Refused now rather than accepted and bounced later (no backscatter).
-      send(550, "5.1.1", "<" + addr.str() + ">: Recipient address rejected: User unknown");
-      return count_error() ? Next::kClose : Next::kContinue;
-    case auth::RecipientStatus::kNotOurDomain:
-      // ARCHITECTURE.md "No open relay, ever": other domains only for trusted or
-      // authenticated clients.
-      if (!client_trusted() && auth_user_.empty()) {
-        send(554, "5.7.1", "<" + addr.str() + ">: Relay access denied");
-        return count_error() ? Next::kClose : Next::kContinue;
-      }
-      break;
-  }
-  tx_.envelope.recipients.push_back(std::move(rt.recipient));
+  // Unknown users (550 5.1.1) and relaying (554 5.7.1) are policy's checks.
+  pending_rcpt_ = std::move(rt.recipient);
+  return ask_policy(policy::Stage::kRcpt, &Session::proceed_rcpt);
+}
+
+Session::Next Session::proceed_rcpt(const policy::Decision& decision) {
+  auto recipient = std::move(pending_rcpt_);
+  pending_rcpt_.reset();
+  if (refused(decision)) return count_error() ? Next::kClose : Next::kContinue;
+  PETREL_ASSERT(recipient, "RCPT decision without a recipient");
+  for (auto& h : decision.headers) tx_.policy_headers.push_back(h);
+  tx_.envelope.recipients.push_back(std::move(*recipient));
   state_ = State::kRcpt;
   send(250, "2.1.5", "Ok");
   return Next::kContinue;

@@ -29,6 +29,7 @@
 #include "app/control.h"
 #include "app/data_dir.h"
 #include "app/outbound.h"
+#include "app/policy_setup.h"
 #include "app/submit_socket.h"
 #include "auth/auth_limiter.h"
 #include "auth/directory_impl.h"
@@ -46,7 +47,8 @@
 #include "queue/intake_impl.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
-#include "smtp/server/server.h"
+#include "net/acceptor.h"
+#include "smtp/server/session_factory.h"
 
 namespace petrel::app {
 namespace {
@@ -155,11 +157,13 @@ struct Runtime {
   std::unique_ptr<auth::GatedCredentials> gated_credentials;
   std::unique_ptr<auth::SaslServer> sasl;
   std::unique_ptr<auth::SenderRights> sender_rights;
+  std::unique_ptr<PolicySetup> policy;
   std::shared_ptr<net::asio::ssl::context> tls;
   std::unique_ptr<smtp::server::SessionContext> session_context;
-  // 4. The event loops, then what lives on them.
+  std::vector<std::unique_ptr<net::SessionFactory>> factories;  // one per listener
+  // 4. The event loops, then what lives on them: the acceptor and the sessions.
   std::vector<std::unique_ptr<net::asio::io_context>> loops;
-  std::unique_ptr<smtp::server::Server> server;
+  std::unique_ptr<net::Acceptor> acceptor;
   std::unique_ptr<net::asio::signal_set> signals;
   // 3. SASL steps (argon2id) off the loops.
   std::unique_ptr<net::asio::thread_pool> auth_pool;
@@ -210,8 +214,11 @@ int serve(const config::Config& c) {
     rt.loops.push_back(std::make_unique<net::asio::io_context>(1));
     loop_ptrs.push_back(rt.loops.back().get());
   }
-  rt.server = std::make_unique<smtp::server::Server>(c, loop_ptrs);
-  if (auto s = rt.server->bind(); !s) die(s.error().message);
+  // One acceptor for every listener; the connection limits count across all of them.
+  rt.acceptor = std::make_unique<net::Acceptor>(loop_ptrs, c.smtp.max_connections, c.smtp.max_connections_per_ip);
+  for (const auto& l : c.listeners) {
+    if (auto s = rt.acceptor->bind(net::ListenSpec{l.name, l.address, l.host, l.port}); !s) die(s.error().message);
+  }
 
   // Secrets the server's user may not be able to read: before privileges go.
   auto relay_password = read_relay_password(c.remote);
@@ -286,6 +293,7 @@ int serve(const config::Config& c) {
   sasl_options.hostname = c.server.hostname;
   rt.sasl = std::make_unique<auth::SaslServer>(*rt.gated_credentials, sasl_options);
   rt.sender_rights = std::make_unique<auth::SenderRights>(*rt.directory, c.auth.send_as);
+  rt.policy = std::make_unique<PolicySetup>(*rt.directory, *rt.sender_rights);
   rt.auth_pool = std::make_unique<net::asio::thread_pool>(c.auth.verify_threads);
   rt.join_auth_pool = AtTeardown([pool = rt.auth_pool.get()] { pool->join(); });
 
@@ -298,8 +306,16 @@ int serve(const config::Config& c) {
 
   rt.session_context = std::make_unique<smtp::server::SessionContext>(smtp::server::SessionContext{
       c, *rt.directory, *rt.intake, rt.tls.get(), rt.sasl.get(), rt.auth_limiter.get(), rt.sender_rights.get(),
-      rt.auth_pool.get()});
-  rt.server->start(*rt.session_context);
+      rt.auth_pool.get(), &rt.policy->chain()});
+  // Each listener's connections go to its protocol's sessions. Every kind config accepts today
+  // is SMTP's (config refuses the kinds not yet served).
+  std::vector<net::SessionFactory*> factory_ptrs;
+  for (const auto& l : c.listeners) {
+    if (!smtp::server::SessionFactory::serves(l.kind)) die("listener " + l.name + ": no service for its kind", kExitConfig);
+    rt.factories.push_back(std::make_unique<smtp::server::SessionFactory>(*rt.session_context, l));
+    factory_ptrs.push_back(rt.factories.back().get());
+  }
+  rt.acceptor->start(std::move(factory_ptrs));
 
   // SIGINT/SIGTERM: stop accepting and stop the loops; Runtime's destruction does the rest.
   // Transactions not yet acknowledged are dropped (the client will retry); acknowledged ones
@@ -308,7 +324,7 @@ int serve(const config::Config& c) {
   rt.signals->async_wait([&rt](const net::error_code& err, int sig) {
     if (err) return;
     PETREL_LOG(kInfo, "server.stop", "signal={}", sig);
-    rt.server->stop();
+    rt.acceptor->stop();
     for (auto& l : rt.loops) l->stop();
   });
 

@@ -6,7 +6,7 @@
 // after `lockout_after` failures within `window` the client address (or the account name) is
 // refused for `lockout`, whatever it sends. Counters are in memory and bounded: at most
 // `max_entries` addresses and as many names; when full, expired entries go first, then the
-// oldest. IPv6 clients are counted per /64 (one host usually holds a whole /64). A success
+// oldest. IPv6 clients are counted per /64 (base/ip_key.h). A success
 // clears the account's counter, not the address's: knowing one password must not buy an
 // attacker fresh attempts against other accounts.
 // Names are counted whether or not an account exists, so a refusal says nothing about which
@@ -52,9 +52,6 @@ class AuthLimiter {
   // For tests and metrics.
   std::size_t tracked_ips() const;
   std::size_t tracked_accounts() const;
-
-  // "2001:db8:1:2::5" -> "2001:db8:1:2::/64"; IPv4 and unparsable text unchanged.
-  static std::string ip_key(std::string_view ip);
 
  private:
   using Time = std::chrono::steady_clock::time_point;

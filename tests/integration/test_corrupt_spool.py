@@ -91,6 +91,9 @@ class CorruptSpool(unittest.TestCase):
             m = re.search(r" queue\.quarantined file=(\S+) segment=(\S+) offset=(\d+) bytes=(\d+) reason=(\S+)", log)
             self.assertIsNotNone(m, log[-3000:])
             path, segment, offset, length, reason = m.group(1), m.group(2), int(m.group(3)), int(m.group(4)), m.group(5)
+            # The server works inside its data directory: the paths it logs are relative to it.
+            self.assertFalse(os.path.isabs(path), path)
+            path = os.path.normpath(os.path.join(p.data_dir, path))
             self.assertEqual(reason, "corrupt-record")
             self.assertEqual(os.path.basename(segment), os.path.basename(segments[0]))
             self.assertEqual(os.path.dirname(path), os.path.join(p.data_dir, "queue", "quarantine"))

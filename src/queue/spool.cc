@@ -435,6 +435,10 @@ base::Status Spool::recover() {
   auto seqs = list_segment_files(log_dir_);
   if (!seqs) return seqs.error();
   std::unordered_set<std::string> spilled;  // ids whose body is a committed spill file
+  // Segments with a region that was skipped rather than read (damage in the middle, a bad
+  // header, an abandoned tail, a record we could not decode): it may hold acknowledged
+  // messages, whose spilled bodies no readable record names.
+  std::vector<std::uint64_t> unreadable;
 
   // Every segment: verify, count, remember the committed spill files.
   for (std::size_t i = 0; i < seqs->size(); ++i) {
@@ -444,7 +448,9 @@ base::Status Spool::recover() {
     // Damage in the middle is copied out as the scan meets it. A segment keeps the only copy
     // of any region that could not be copied: it stays in damaged_ (never retired).
     bool kept = false;
+    bool skipped = false;
     RegionFn on_corrupt = [&](int fd, std::uint64_t offset, std::uint64_t length) {
+      skipped = true;
       if (!quarantine_region(fd, seq, offset, length, "corrupt-record")) kept = true;
     };
     auto r = scan_one(
@@ -455,6 +461,7 @@ base::Status Spool::recover() {
         nullptr, &on_corrupt);
     if (!r) return r.error();
     if (r->missing) return base::temporary_error("segment " + segment_path(seq) + " vanished during recovery");
+    if (recovery_.unknown_records > before.unknown_records) skipped = true;
     next_sequence_ = seq + 1;
     std::string path = segment_path(seq);
     // The whole file (bad header) or its tail (abandoned segment), copied out by path.
@@ -485,8 +492,10 @@ base::Status Spool::recover() {
         ++recovery_.corrupt_regions;
         PETREL_LOG(kError, "queue.corrupt", "segment={} error=\"bad segment header\" skipped={}", path, r->size);
         quarantine_file_part(0, r->size, "bad-header");
+        skipped = true;
       }
       if (kept) damaged_.insert(seq);
+      if (skipped) unreadable.push_back(seq);
       continue;
     }
 
@@ -511,8 +520,10 @@ base::Status Spool::recover() {
       PETREL_LOG(kWarn, "queue.recover", "segment={} damaged_tail_bytes={}", path, torn);
       PETREL_ASSERT(r->valid_end + torn == r->size, "a torn tail runs to the end of its segment");
       quarantine_file_part(r->valid_end, torn, "abandoned-tail");
+      skipped = true;
     }
     if (kept) damaged_.insert(seq);
+    if (skipped) unreadable.push_back(seq);
     if (last) {
       last_segment_ = seq;
       last_segment_size_ = r->valid_end;
@@ -520,24 +531,66 @@ base::Status Spool::recover() {
     }
   }
 
-  // Spill files no committed record names belong to messages that never committed.
-  auto names = list_dir(body_dir_);
-  if (!names) return names.error();
-  for (const auto& n : *names) {
-    if (spilled.count(n)) continue;
-    std::string path = body_dir_ + "/" + n;
-    if (::unlink(path.c_str()) != 0) return base::errno_error("unlink " + path, errno);
-    ++recovery_.garbage_spills;
-  }
-  if (recovery_.garbage_spills > 0) {
-    if (auto d = io::sync_dir(body_dir_, io_); !d) return d.error();
-  }
+  if (auto s = sweep_spills(spilled, unreadable); !s) return s;
 
   PETREL_LOG(kInfo, "queue.open",
              "segments={} messages={} corrupt_regions={} corrupt_bytes={} torn_tail_bytes={} garbage_spills={} "
-             "quarantined={} quarantine_failed={}",
+             "quarantined={} quarantined_spills={} quarantine_failed={}",
              recovery_.segments, recovery_.messages, recovery_.corrupt_regions, recovery_.corrupt_bytes,
-             recovery_.torn_tail_bytes, recovery_.garbage_spills, recovery_.quarantined, recovery_.quarantine_failed);
+             recovery_.torn_tail_bytes, recovery_.garbage_spills, recovery_.quarantined, recovery_.quarantined_spills,
+             recovery_.quarantine_failed);
+  return {};
+}
+
+base::Status Spool::sweep_spills(const std::unordered_set<std::string>& committed,
+                                 const std::vector<std::uint64_t>& unreadable) {
+  auto names = list_dir(body_dir_);
+  if (!names) return names.error();
+  bool removed = false, moved = false, failed = false;
+  for (const auto& n : *names) {
+    if (committed.count(n)) continue;
+    std::string path = body_dir_ + "/" + n;
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0) return base::errno_error("stat " + path, errno);
+    // Provably not the body of an acknowledged message: a name no record can carry (records
+    // name spills by queue id), an empty file (a committed spill holds more than the inline
+    // limit, synced before its record), or any unclaimed spill when every record of the log
+    // was read (then no record names it: a message that never committed, or one retired
+    // whose spill could not be removed).
+    bool garbage = !base::is_queue_id(n) || !S_ISREG(st.st_mode) || st.st_size == 0 || unreadable.empty();
+    if (garbage) {
+      if (::unlink(path.c_str()) != 0) return base::errno_error("unlink " + path, errno);
+      ++recovery_.garbage_spills;
+      removed = true;
+      continue;
+    }
+    // Else its record may be in a region that was skipped: the body of a message that may
+    // have had its 250. It goes beside the quarantined region, never away.
+    std::string to = quarantine_dir_ + "/" + n + ".body";
+    base::Status s = ensure_dir(quarantine_dir_, queue_dir_, io_);
+    if (s && ::access(to.c_str(), F_OK) == 0) s = base::temporary_error(to + " exists");
+    if (s && ::rename(path.c_str(), to.c_str()) != 0) s = base::errno_error("rename " + path, errno);
+    if (!s) {
+      failed = true;
+      ++recovery_.quarantine_failed;
+      PETREL_LOG(kError, "queue.quarantine_failed", "id={} file={} reason=unclaimed-spill error=\"{}\"", n, path,
+                 base::log_escape(s.error().message));
+      continue;
+    }
+    moved = true;
+    ++recovery_.quarantined_spills;
+    PETREL_LOG(kWarn, "queue.quarantined", "id={} file={} bytes={} reason=unclaimed-spill", n, to,
+               static_cast<std::uint64_t>(st.st_size));
+  }
+  if (moved) {
+    if (auto d = io::sync_dir(quarantine_dir_, io_); !d) return d.error();
+  }
+  if (removed || moved) {
+    if (auto d = io::sync_dir(body_dir_, io_); !d) return d.error();
+  }
+  // A spill left in body/ stays unclaimed only while its region is still in log/: keep those
+  // segments, so the next start sees the damage and tries again instead of deleting it.
+  if (failed) damaged_.insert(unreadable.begin(), unreadable.end());
   return {};
 }
 

@@ -85,6 +85,9 @@ struct ScanReport {
   std::uint64_t corrupt_regions = 0;  // bad bytes followed by a valid record: skipped
   std::uint64_t corrupt_bytes = 0;
   std::uint64_t torn_tail_bytes = 0;  // last segment: bad bytes up to the end
+  // Bytes read while looking for the next valid record after damage (a measure of the work
+  // resynchronising cost: linear in the bytes searched, see queue/README.md "Recovery").
+  std::uint64_t resync_bytes_read = 0;
   std::uint64_t garbage_spills = 0;   // open(): spill files provably without a record, deleted
   // open(): spill files no readable record names while some region of the log was skipped
   // (their record may be there): moved to quarantine/<id>.body, never deleted.

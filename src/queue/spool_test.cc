@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -601,6 +602,70 @@ TEST_F(SpoolTest, QuarantineMessageCopiesTheRecordAndMovesTheSpill) {
   EXPECT_EQ(spool->recovery().quarantined, 0u);
   EXPECT_EQ(quarantined_files(dir.path()).size(), 3u);
   EXPECT_EQ(all(*spool).size(), 3u);
+}
+
+// A torn tail full of things that look like record headers, each claiming a payload that runs
+// to the end of the file: checking each candidate's CRC by reading its payload would read
+// about tail²/(2 × spacing) bytes. The work must stay linear in the tail's length.
+TEST_F(SpoolTest, ATornTailFullOfFakeHeadersIsSearchedInLinearWork) {
+  for (std::uint64_t tail : {std::uint64_t{512} << 10, std::uint64_t{4} << 20}) {
+    SCOPED_TRACE(tail);
+    TempDir dir;
+    fill(dir.path(), {"one", "two"});
+    std::string seg = read_file(segment1(dir.path()));
+    std::string fake(tail, 'x');
+    constexpr std::size_t kSpacing = 64;
+    for (std::size_t at = 0; at + format::kRecordHeaderSize <= fake.size(); at += kSpacing) {
+      std::uint32_t length = static_cast<std::uint32_t>(fake.size() - at - format::kRecordHeaderSize);
+      std::memcpy(&fake[at], "PREC\x01\x00\x00\x00", 8);
+      for (int k = 0; k < 4; ++k) fake[at + 8 + static_cast<std::size_t>(k)] = static_cast<char>(length >> (8 * k));
+      std::memcpy(&fake[at + 12], "\x12\x34\x56\x78", 4);  // a CRC that does not match
+    }
+    write_file(segment1(dir.path()), seg + fake);
+
+    auto spool = open_spool(dir.path());
+    ASSERT_TRUE(spool);
+    EXPECT_EQ(spool->recovery().messages, 2u);
+    EXPECT_EQ(spool->recovery().torn_tail_bytes, tail);
+    EXPECT_EQ(std::filesystem::file_size(segment1(dir.path())), seg.size());
+    // Linear: a handful of reads of each byte (the bound documented in queue/README.md).
+    ASSERT_LE(spool->recovery().resync_bytes_read, 6 * tail) << "quadratic search";
+  }
+}
+
+// Damage in the middle followed by many fake headers and then a real record: the search still
+// finds the real record, in linear work.
+TEST_F(SpoolTest, FakeHeadersBetweenDamageAndTheNextRecordAreSkipped) {
+  TempDir dir;
+  config_.memory_per_message = 1 << 20;  // the second body inline, in the segment
+  auto ids = fill(dir.path(), {"one", std::string(256 << 10, 'y'), "three"});
+  std::uint64_t second = 0, third = 0;
+  {
+    auto ro = open_spool(dir.path(), Spool::Mode::kReadOnly);
+    auto msgs = all(*ro);
+    ASSERT_EQ(msgs.size(), 3u);
+    second = msgs[1].record_offset;
+    third = msgs[2].record_offset;
+  }
+  std::string seg = read_file(segment1(dir.path()));
+  // The second record's header is damaged, and its body is full of fakes claiming lengths
+  // that run past the third record.
+  seg[second] = 'X';
+  for (std::uint64_t at = second + 1000; at + 64 < third; at += 64) {
+    std::uint32_t length = static_cast<std::uint32_t>(seg.size() - at - format::kRecordHeaderSize);
+    std::memcpy(&seg[at], "PREC\x01\x00\x00\x00", 8);
+    for (int k = 0; k < 4; ++k) seg[at + 8 + static_cast<std::size_t>(k)] = static_cast<char>(length >> (8 * k));
+  }
+  ASSERT_GT(third - second, std::uint64_t{200} << 10) << "the test wants the fakes in the segment";
+  write_file(segment1(dir.path()), seg);
+  auto spool = open_spool(dir.path());
+  ASSERT_TRUE(spool);
+  EXPECT_EQ(spool->recovery().corrupt_regions, 1u);
+  EXPECT_EQ(spool->recovery().corrupt_bytes, third - second);
+  auto msgs = all(*spool);
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[1].id, ids[2]);
+  EXPECT_LE(spool->recovery().resync_bytes_read, 6 * seg.size());
 }
 
 // ---- spilled bodies of messages in a skipped region (issue 11) ----

@@ -158,20 +158,6 @@ std::string iso_time(Seconds s) {
   return buf;
 }
 
-// "4.2.2 mailbox full" → {"4.2.2", "mailbox full"}; no leading status code → {"", all}.
-std::pair<std::string, std::string> split_diagnostic(std::string_view d) {
-  auto sp = d.find(' ');
-  std::string_view first = d.substr(0, sp);
-  int dots = 0;
-  bool ok = first.size() >= 5 && (first[0] == '2' || first[0] == '4' || first[0] == '5') && first[1] == '.';
-  for (char c : first) {
-    if (c == '.') ++dots;
-    else if (c < '0' || c > '9') ok = false;
-  }
-  if (!ok || dots != 2) return {"", std::string(d)};
-  return {std::string(first), sp == std::string_view::npos ? "" : std::string(d.substr(sp + 1))};
-}
-
 std::string rcpt_name(const mail::Envelope& e, std::uint32_t i) {
   if (i >= e.recipients.size()) return "#" + std::to_string(i);
   const auto& a = e.recipients[i].address;
@@ -666,7 +652,8 @@ struct Scheduler::Impl {
       for (std::uint32_t i : job.recipients) f.names.push_back("#" + std::to_string(i));
       std::vector<RecipientResult> results;
       for (std::uint32_t i : job.recipients) {
-        results.push_back({i, RecipientResult::Outcome::kDeferred, "4.3.0 cannot read the message from the spool", 0, ""});
+        results.push_back(RecipientResult::local(i, RecipientResult::Outcome::kDeferred, "4.3.0",
+                                                 "cannot read the message from the spool", true));
       }
       apply_results(id, std::move(results), now);
       return;
@@ -757,14 +744,15 @@ struct Scheduler::Impl {
       st.id = id_of(id);
       st.recipient = idx;
       st.attempts = static_cast<std::uint32_t>(e.rcpts[idx].attempts) + 1;
-      std::string why = res ? res->diagnostic : "4.4.0 the transport gave no result";
-      auto [enhanced, text] = split_diagnostic(why);
-      st.enhanced = std::move(enhanced);
-      st.text = std::move(text);
-      if (res) {
-        st.reply_code = res->code >= 200 && res->code <= 599 ? res->code : 0;
-        st.remote_host = res->remote_host;
-      }
+      const RecipientResult none = RecipientResult::local(idx, RecipientResult::Outcome::kDeferred, "4.4.0",
+                                                          "the transport gave no result");
+      const RecipientResult& r = res ? *res : none;
+      std::string why = r.why();
+      st.enhanced = r.reply.enhanced;
+      st.text = r.reply.text;
+      // Only a next hop's code is recorded (and quoted in a DSN); 0 when Petrel composed it.
+      st.reply_code = r.peer_reply && r.reply.code >= 200 && r.reply.code <= 599 ? static_cast<std::uint16_t>(r.reply.code) : 0;
+      st.remote_host = r.remote_host;
       auto outcome = res ? res->outcome : RecipientResult::Outcome::kDeferred;
       if (outcome == RecipientResult::Outcome::kDelivered) {
         st.status = RecipientStatus::kDelivered;
@@ -792,13 +780,13 @@ struct Scheduler::Impl {
     schedule(id, e);
   }
 
-  // A delivery that failed with a local error (4.3.0: the transport could not read or write
-  // something) may have met a damaged body. If the spool confirms the damage, the message is
+  // A delivery deferred for storage trouble (RecipientResult::storage_trouble: the transport
+  // could not read or write something) may have met a damaged body. If the spool confirms the damage, the message is
   // moved to quarantine (spool.h) and its recipients fail with 5.3.0 (a bounce without the
   // original), instead of being retried for the whole lifetime.
   void quarantine_if_damaged(const IdKey& id, Entry& e, std::vector<RecipientResult>& results) {
     bool local_error = std::any_of(results.begin(), results.end(), [](const RecipientResult& r) {
-      return r.outcome == RecipientResult::Outcome::kDeferred && r.diagnostic.rfind("4.3.0", 0) == 0;
+      return r.outcome == RecipientResult::Outcome::kDeferred && r.storage_trouble;
     });
     if (!local_error) return;
     auto m = spool.read_message_at(e.segment, e.record_offset);
@@ -811,9 +799,8 @@ struct Scheduler::Impl {
     }
     e.spill = false;  // moved to quarantine/
     for (auto& r : results) {
-      r.outcome = RecipientResult::Outcome::kFailed;
-      r.code = 0;
-      r.diagnostic = "5.3.0 the message was damaged in the queue and moved to quarantine (" + **damage + ")";
+      r = RecipientResult::local(r.index, RecipientResult::Outcome::kFailed, "5.3.0",
+                                 "the message was damaged in the queue and moved to quarantine (" + **damage + ")");
     }
   }
 

@@ -628,10 +628,10 @@ base::Status Spool::recover() {
 
   PETREL_LOG(kInfo, "queue.open",
              "segments={} messages={} corrupt_regions={} corrupt_bytes={} torn_tail_bytes={} garbage_spills={} "
-             "quarantined={} quarantined_spills={} quarantine_failed={}",
+             "quarantined={} quarantine_failed={} quarantined_spills={}",
              recovery_.segments, recovery_.messages, recovery_.corrupt_regions, recovery_.corrupt_bytes,
-             recovery_.torn_tail_bytes, recovery_.garbage_spills, recovery_.quarantined, recovery_.quarantined_spills,
-             recovery_.quarantine_failed);
+             recovery_.torn_tail_bytes, recovery_.garbage_spills, recovery_.quarantined, recovery_.quarantine_failed,
+             recovery_.quarantined_spills);
   return {};
 }
 

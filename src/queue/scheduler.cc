@@ -23,6 +23,8 @@
 #include "base/strings.h"
 #include "mail/dsn.h"
 #include "queue/notice.h"
+#include "queue/notice_policy.h"
+#include "queue/retry_policy.h"
 
 namespace petrel::queue {
 namespace {
@@ -231,8 +233,9 @@ struct Scheduler::Impl {
   Impl(const Spool& sp, StateSink& sk, Transport& tr, base::Clock& cl, SchedulerConfig cf, Intake* nt,
        std::shared_ptr<Inbox> in)
       : spool(sp), sink(sk), transport(tr), clock(cl), config(cf), notices(nt), inbox(std::move(in)) {
-    config.retry_first = std::max(config.retry_first, std::chrono::seconds(1));
-    config.retry_max = std::max(config.retry_max, config.retry_first);
+    retry = RetryPolicy{config.retry_first, config.retry_max, config.lifetime, config.delay_warning}.normalized();
+    config.retry_first = retry.retry_first;
+    config.retry_max = retry.retry_max;
     config.concurrency = std::max<std::size_t>(config.concurrency, 1);
   }
 
@@ -241,10 +244,21 @@ struct Scheduler::Impl {
   Transport& transport;
   base::Clock& clock;
   SchedulerConfig config;
+  RetryPolicy retry;  // retry_policy.h: when to try again, when to give up
   Intake* notices;
   std::shared_ptr<Inbox> inbox;
 
-  mutable std::mutex mu;  // held by load()/tick(); lets snapshot() and stats() look from outside
+  mutable std::mutex mu;  // held by load()/tick() (which read the disk); lets snapshot() look from outside
+  // What stats() reports, copied at the end of load() and of each tick under its own mutex,
+  // which is never held across I/O: stats() answers while a tick waits on the disk.
+  mutable std::mutex published_mu;
+  Stats published;
+  void publish() {
+    std::lock_guard lk(published_mu);
+    published = stats;
+    published.pending = entries.size();
+    published.in_flight = in_flight.size();
+  }
   std::unordered_map<IdKey, Entry, IdHash> entries;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> heap;
   std::map<std::uint64_t, std::uint64_t> pending_per_segment;  // segment → entries recorded in it
@@ -276,18 +290,13 @@ struct Scheduler::Impl {
   std::size_t limit_slack = 0;  // read_in_one()
   std::size_t limit() const { return std::max<std::size_t>(config.active_limit, 1) + limit_slack; }
 
-  Seconds expire_at(const Entry& e) const { return e.received_at + config.lifetime.count(); }
+  Seconds expire_at(const Entry& e) const { return retry.expire_at(e.received_at); }
   Seconds rcpt_next(const Entry& e, const Rcpt& r) const { return r.next_rel == 0 ? 0 : e.received_at + r.next_rel; }
   void set_next(const Entry& e, Rcpt& r, Seconds at) {
     Seconds rel = at - e.received_at;
     r.next_rel = static_cast<std::uint32_t>(std::clamp<Seconds>(rel, 1, std::numeric_limits<std::uint32_t>::max()));
   }
-  Seconds backoff(std::uint32_t attempts) const {
-    // retry_first after the first attempt, then doubling, capped at retry_max.
-    Seconds d = config.retry_first.count();
-    for (std::uint32_t i = 1; i < attempts && d < config.retry_max.count(); ++i) d *= 2;
-    return std::min<Seconds>(d, config.retry_max.count());
-  }
+  Seconds backoff(std::uint32_t attempts) const { return retry.backoff(attempts); }
 
   // ---- entries ----
 
@@ -629,7 +638,7 @@ struct Scheduler::Impl {
   // what the last attempt said. One due later just expires.
   bool attempt_before_expiry(const Entry& e) const {
     for (const Rcpt& r : e.rcpts) {
-      if (!resting(r.state) && !r.busy && rcpt_next(e, r) <= expire_at(e)) return true;
+      if (!resting(r.state) && !r.busy && retry.still_tried(e.received_at, rcpt_next(e, r))) return true;
     }
     return false;
   }
@@ -760,7 +769,7 @@ struct Scheduler::Impl {
         if (res->handoff == RecipientResult::Handoff::kRelayed) st.flags |= format::kStateFlagRelayed;
       } else if (outcome == RecipientResult::Outcome::kFailed) {
         st.status = RecipientStatus::kFailed;
-      } else if (now >= expire_at(e)) {
+      } else if (retry.expired(e.received_at, now)) {
         // RFC 3463 4.4.7 "delivery time expired"; the last attempt's answer stays in the text.
         st.status = RecipientStatus::kExpired;
         st.text = "not delivered within the queue lifetime; last attempt: " + why;
@@ -842,8 +851,7 @@ struct Scheduler::Impl {
       deferred = deferred || st.status == RecipientStatus::kDeferred;
     }
     bool null_sender = e.flags & kNullSender;
-    bool delay = deferred && !null_sender && !(e.flags & kDelayWarned) && config.delay_warning.count() > 0 &&
-                 now - e.received_at >= config.delay_warning.count();
+    bool delay = deferred && !null_sender && !(e.flags & kDelayWarned) && retry.delay_warning_due(e.received_at, now);
     bool double_bounce = null_sender && bounce && !config.double_bounce_to.empty();
     if (notices == nullptr || (null_sender ? !double_bounce : !(bounce || success || delay))) {
       if ((bounce || success) && (null_sender || notices == nullptr)) {
@@ -914,36 +922,19 @@ struct Scheduler::Impl {
       const RecipientState& st = c.states[k];
       if (st.recipient >= env.recipients.size()) continue;
       const mail::Recipient& r = env.recipients[st.recipient];
-      bool failed = bounce_state(st.status);
-      bool delayed = delay && st.status == RecipientStatus::kDeferred;
-      bool unspecified = r.notify == mail::kNotifyUnspecified;
-      bool want = false;
-      if (all_failures) {
-        want = failed;
-      } else if (failed) {
-        want = unspecified || (r.notify & mail::kNotifyFailure);
-      } else if (delayed) {
-        want = unspecified || (r.notify & mail::kNotifyDelay);
-      } else {
-        // A next hop that took NOTIFY on reports the success itself (RFC 3461: one notice).
-        want = st.status == RecipientStatus::kDelivered && (r.notify & mail::kNotifySuccess) &&
-               !(st.flags & format::kStateFlagDsnPassedOn);
-      }
-      if (!want || (!all_failures && (r.notify & mail::kNotifyNever))) continue;
+      auto action = notice_for(st.status, st.flags, r.notify, delay, all_failures);  // notice_policy.h
+      if (!action) continue;
       mail::DsnRecipient d;
       d.recipient = r.address;
       d.orcpt_type = r.orcpt_type;
       d.orcpt = r.orcpt;
-      d.action = failed                                      ? mail::DsnAction::kFailed
-                 : delayed                                   ? mail::DsnAction::kDelayed
-                 : (st.flags & format::kStateFlagRelayed) != 0 ? mail::DsnAction::kRelayed
-                                                             : mail::DsnAction::kDelivered;
-      d.status = !st.enhanced.empty() ? st.enhanced : failed ? "5.0.0" : delayed ? "4.0.0" : "2.0.0";
+      d.action = *action;
+      d.status = notice_status(*action, st.enhanced);
       d.remote_mta = st.remote_host;
       d.diagnostic = st.reply_code != 0 ? std::to_string(st.reply_code) + " " : "";
       d.diagnostic += st.enhanced.empty() ? st.text : st.enhanced + " " + st.text;
       d.last_attempt = now;
-      if (delayed) d.will_retry_until = expire_at(e);
+      if (*action == mail::DsnAction::kDelayed) d.will_retry_until = expire_at(e);
       out.push_back(std::move(d));
     }
     return out;
@@ -1275,7 +1266,9 @@ Scheduler::~Scheduler() {
 
 base::Status Scheduler::load() {
   std::lock_guard lk(impl_->mu);
-  return impl_->load();
+  base::Status s = impl_->load();
+  impl_->publish();
+  return s;
 }
 
 void Scheduler::enqueue(const StoredMessage& m) {
@@ -1285,7 +1278,9 @@ void Scheduler::enqueue(const StoredMessage& m) {
 
 Scheduler::TimePoint Scheduler::tick() {
   std::lock_guard lk(impl_->mu);
-  return impl_->tick();
+  TimePoint next = impl_->tick();
+  impl_->publish();
+  return next;
 }
 
 void Scheduler::start() {
@@ -1346,11 +1341,8 @@ std::vector<MessageSummary> Scheduler::snapshot() const {
 }
 
 Scheduler::Stats Scheduler::stats() const {
-  std::lock_guard lk(impl_->mu);
-  Stats s = impl_->stats;
-  s.pending = impl_->entries.size();
-  s.in_flight = impl_->in_flight.size();
-  return s;
+  std::lock_guard lk(impl_->published_mu);  // never the tick's: see Impl::publish()
+  return impl_->published;
 }
 
 std::size_t Scheduler::memory_bytes() const {

@@ -474,6 +474,38 @@ TEST_F(SchedulerTest, AFailedRecordOfADeferralKeepsTheRecipientPending) {
   EXPECT_EQ(sched_->stats().pending, 0u);
 }
 
+// Issue 11: stats() never waits for a tick that is on the disk. The tick that retires a
+// segment syncs log/ (SpoolIo::fsync, on the ticking thread); while it is in there, another
+// thread asks for stats().
+TEST_F(SchedulerTest, StatsAnswerWhileATickWaitsOnTheDisk) {
+  config_.segment_size = 4096;  // a few messages per segment, so that some retire
+  const std::thread::id ticking = std::this_thread::get_id();
+  std::atomic<bool> armed{false};
+  std::future<Scheduler::Stats> asked;
+  bool answered = false;
+  io_.fsync = [&](int fd) {
+    if (std::this_thread::get_id() == ticking && armed.exchange(false)) {
+      asked = std::async(std::launch::async, [&] { return sched_->stats(); });
+      answered = asked.wait_for(3s) == std::future_status::ready;
+    }
+    return ::fsync(fd);
+  };
+  open();
+  std::string body(1500, 'x');
+  for (int i = 0; i < 8; ++i) put(1, body);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 8u);
+  for (std::size_t i = 0; i < 8; ++i) transport_->answer_all(i, Outcome::kDelivered);
+  armed = true;
+  settle();
+  sched_->tick();
+  EXPECT_FALSE(armed) << "no segment was retired: the test did not wait on the disk";
+  EXPECT_TRUE(answered) << "stats() waited for the tick's disk I/O";
+  if (asked.valid()) asked.get();
+  EXPECT_GE(sched_->stats().retired_segments, 1u);
+  close();
+}
+
 TEST_F(SchedulerTest, RetiringDeletesOldFinishedSegmentsOnly) {
   config_.segment_size = 4096;  // a few messages per segment
   open();

@@ -69,6 +69,14 @@ mail::Reply made(Outcome o, std::string_view enhanced, std::string_view text) {
   return mail::reply(o == Outcome::kDelivered ? 250 : o == Outcome::kFailed ? 550 : 451, enhanced, text);
 }
 
+// Why recipients end as they do when no transaction of theirs answered: the reply, and the
+// server that gave it while Petrel connected (greeting, EHLO, STARTTLS), else empty.
+struct Reason {
+  Reason(mail::Reply r = {}, std::string s = {}) : reply(std::move(r)), server(std::move(s)) {}  // NOLINT: implicit
+  mail::Reply reply;
+  std::string server;
+};
+
 // The same reply, with `note` (which host, which stage) after its text.
 mail::Reply noted(mail::Reply r, std::string_view note) {
   r.text += " (";
@@ -331,8 +339,8 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
   }
 
   // Ends `work` with the same answer for each of its recipients.
-  void finish_all(Work& work, Outcome outcome, const mail::Reply& why, const std::string& relay) {
-    for (std::uint32_t i : work.recipients) finish_one(work, i, outcome, why, false, relay, 0);
+  void finish_all(Work& work, Outcome outcome, const Reason& why, const std::string& relay) {
+    for (std::uint32_t i : work.recipients) finish_reason(work, i, outcome, why, relay);
     work.job->finish_one();
   }
   // `why` is the server's reply when `from_server` (then its code is recorded and the DSN
@@ -341,12 +349,25 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
   void finish_one(Work& work, std::uint32_t index, Outcome outcome, const mail::Reply& why, bool from_server,
                   const std::string& relay, std::size_t reused,
                   RecipientResult::Handoff handoff = RecipientResult::Handoff::kRelayed) {
+    std::string host = from_server ? relay.substr(0, relay.find('[')) : std::string();
+    finish(work, index, outcome, why, from_server, host, diagnostic_of(why), relay, reused, handoff);
+  }
+  // A Reason a server gave while connecting is that server's answer (RFC 3464 2.3.5: the
+  // Remote-MTA that reported the status), with its code in the log line.
+  void finish_reason(Work& work, std::uint32_t index, Outcome outcome, const Reason& why, const std::string& relay) {
+    if (why.server.empty()) return finish_one(work, index, outcome, why.reply, false, relay, 0);
+    finish(work, index, outcome, why.reply, true, why.server,
+           std::to_string(why.reply.code) + " " + diagnostic_of(why.reply), relay, 0, RecipientResult::Handoff::kRelayed);
+  }
+  void finish(Work& work, std::uint32_t index, Outcome outcome, const mail::Reply& why, bool from_server,
+              const std::string& host, const std::string& log_why, const std::string& relay, std::size_t reused,
+              RecipientResult::Handoff handoff) {
     const auto& env = work.job->job.message.envelope;
     PETREL_LOG(kInfo, "delivery.remote", "id={} rcpt={} relay={} result={} why=\"{}\" conn_reused={}",
                work.job->job.message.id, base::log_escape(env.recipients[index].address.str()),
                relay.empty() ? "none" : relay,
                outcome == Outcome::kDelivered ? "delivered" : outcome == Outcome::kFailed ? "failed" : "deferred",
-               base::log_escape(diagnostic_of(why)), reused);
+               base::log_escape(log_why), reused);
     {
       std::lock_guard lock(stats_mu_);
       (outcome == Outcome::kDelivered ? stats_.delivered : outcome == Outcome::kFailed ? stats_.failed : stats_.deferred)++;
@@ -356,7 +377,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
     r.outcome = outcome;
     r.reply = with_status(why);
     r.peer_reply = from_server;
-    r.remote_host = from_server ? relay.substr(0, relay.find('[')) : std::string();
+    r.remote_host = host;
     r.handoff = handoff;
     work.job->set(index, std::move(r));
   }
@@ -460,7 +481,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
   // Opens a session to the first hop from `at` that answers; advances `at` past it.
   // `last` keeps the reason of the last failure.
   net::awaitable<std::unique_ptr<Session>> open_next(const Destination& d, const dns::Route& route, Cursor& at,
-                                                     mail::Reply& last, std::string& relay) {
+                                                     Reason& last, std::string& relay) {
     while (at.hop < route.hops.size()) {
       const dns::Hop& hop = route.hops[at.hop];
       if (at.address >= hop.addresses.size()) {
@@ -486,8 +507,8 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
         }
         // Not the answer of a recipient: the reason the host was given up, which the next
         // one may replace. A server's code is named in the text.
-        last = noted(with_status(f.reply), (f.from_server ? "said " + std::to_string(f.reply.code) + " " : std::string()) +
-                                               hop.host + "[" + address + "] at " + f.stage);
+        last = Reason(noted(with_status(f.reply), hop.host + "[" + address + "] at " + f.stage),
+                      f.from_server ? hop.host : std::string());
         PETREL_LOG(kWarn, "remote.connect_failed", "destination={} host={} address={} stage={} why=\"{}\"",
                    d.key.empty() ? "relay" : d.key, hop.host, address, f.stage,
                    base::log_escape(f.detail.empty() ? diagnostic_of(f.reply) : f.detail));
@@ -518,7 +539,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
     }
 
     Cursor at;
-    mail::Reply last = made(Outcome::kDeferred, "4.4.1", "no host could be reached");
+    Reason last = made(Outcome::kDeferred, "4.4.1", "no host could be reached");
     std::string relay;
     std::unique_ptr<Session> session = co_await open_next(dest, route, at, last, relay);
     --dest.opening;
@@ -572,7 +593,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
   // false when no hop is left (the work is then finished with deferrals) and the connection
   // should end.
   net::awaitable<bool> transact(const Destination& dest, const dns::Route& route, Cursor& at,
-                                std::unique_ptr<Session>& session, Work& work, std::size_t& sent, mail::Reply& last,
+                                std::unique_ptr<Session>& session, Work& work, std::size_t& sent, Reason& last,
                                 std::string& relay) {
     std::vector<std::uint32_t> todo = work.recipients;
     bool too_big = false;
@@ -594,7 +615,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
                          made(Outcome::kFailed, "5.3.4", "message too big for every host of the destination"), false,
                          relay, 0);
             } else {
-              finish_one(work, i, Outcome::kDeferred, last, false, relay, 0);
+              finish_reason(work, i, Outcome::kDeferred, last, relay);
             }
           }
           work.job->finish_one();
@@ -712,7 +733,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
   }
 
   // Ends everything queued for `d` with one answer (a route or connection failure).
-  void drain(Destination& d, Outcome o, const mail::Reply& why) {
+  void drain(Destination& d, Outcome o, const Reason& why) {
     while (!d.queue.empty()) {
       Work w = std::move(d.queue.front());
       d.queue.pop_front();

@@ -248,7 +248,29 @@ struct Scheduler::Impl {
   Intake* notices;
   std::shared_ptr<Inbox> inbox;
 
-  mutable std::mutex mu;  // held by load()/tick() (which read the disk); lets snapshot() look from outside
+  // The view: held by load()/tick() while they change the state below, released around every
+  // disk access (off_lock()), so snapshot() and memory_bytes() look from outside without
+  // waiting on I/O. Only the ticking thread changes the state, and tick_mu lets one load()/tick()
+  // run at a time, so what a tick holds stays valid while the view is released.
+  mutable std::mutex mu;
+  std::mutex tick_mu;
+  std::unique_lock<std::mutex>* view = nullptr;  // `mu` as load()/tick() hold it
+  // Runs `io` (a disk access) with the view released; back under it on return.
+  template <class F>
+  decltype(auto) off_lock(F&& io) {
+    struct Relock {
+      std::unique_lock<std::mutex>* l;
+      ~Relock() {
+        if (l) l->lock();
+      }
+    } relock{view};
+    if (view) view->unlock();
+    return io();
+  }
+  // Inside off_lock(): back under the view for a change (a scan's callback).
+  std::unique_lock<std::mutex> under_view() {
+    return view ? std::unique_lock<std::mutex>(mu) : std::unique_lock<std::mutex>();
+  }
   // What stats() reports, copied at the end of load() and of each tick under its own mutex,
   // which is never held across I/O: stats() answers while a tick waits on the disk.
   mutable std::mutex published_mu;
@@ -442,8 +464,9 @@ struct Scheduler::Impl {
     // window's), and unmarked at the end.
     bool full = false;
     Position stop = r.to;
-    auto s = spool.for_each_record(
+    auto s = off_lock([&] { return spool.for_each_record(
         [&](const StoredMessage& m) {
+          auto held = under_view();
           Position p{m.segment, m.record_offset};
           if (p < r.from || !(p < r.to) || full) return;
           IdKey id = key_of(m.id);
@@ -458,6 +481,7 @@ struct Scheduler::Impl {
                  flags_of(m.envelope) | kFresh);
         },
         [&](const RecipientState& st, std::uint64_t) {
+          auto held = under_view();
           auto it = entries.find(key_of(st.id));
           // Not read in, or in memory before this pass (its state there is the newer one).
           if (it == entries.end() || !(it->second.flags & kFresh)) return;
@@ -469,7 +493,7 @@ struct Scheduler::Impl {
           rc.state = static_cast<std::uint8_t>(st.status);
           rc.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
           if (st.status == RecipientStatus::kDeferred) set_next(e, rc, st.next_attempt);
-        });
+        }); });
     if (!s) {
       for (auto it = entries.begin(); it != entries.end();) {  // the range is tried again whole
         auto cur = it++;
@@ -533,9 +557,10 @@ struct Scheduler::Impl {
       // Every recipient is final and durable: the body is not needed any more. (Should this
       // fail or crash, recovery deletes the file once the segment naming it is gone.)
       std::string path = spool.spill_path(id_of(it->first));
-      if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      int err = off_lock([&] { return ::unlink(path.c_str()) != 0 ? errno : 0; });
+      if (err != 0 && err != ENOENT) {
         PETREL_LOG(kWarn, "queue.unlink_failed", "id={} error=\"{}\"", id_of(it->first),
-                   base::errno_error(path, errno).message);
+                   base::errno_error(path, err).message);
       }
     }
     PETREL_LOG(kDebug, "queue.done", "id={}", id_of(it->first));
@@ -653,7 +678,7 @@ struct Scheduler::Impl {
       schedule(id, e);
       return;
     }
-    auto m = spool.read_message_at(e.segment, e.record_offset);
+    auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
     if (!m) {
       // Cannot read it back: a temporary failure like any other (it may be an I/O hiccup).
       PETREL_LOG(kError, "queue.read_failed", "id={} error=\"{}\"", id_of(id), base::log_escape(m.error().message));
@@ -798,11 +823,11 @@ struct Scheduler::Impl {
       return r.outcome == RecipientResult::Outcome::kDeferred && r.storage_trouble;
     });
     if (!local_error) return;
-    auto m = spool.read_message_at(e.segment, e.record_offset);
+    auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
     if (!m) return;
-    auto damage = spool.check_body(*m);
+    auto damage = off_lock([&] { return spool.check_body(*m); });
     if (!damage || !*damage) return;  // whole, or the check itself failed: a temporary error
-    if (auto q = spool.quarantine_message(*m, **damage); !q) {
+    if (auto q = off_lock([&] { return spool.quarantine_message(*m, **damage); }); !q) {
       PETREL_LOG(kError, "queue.quarantine_failed", "id={} error=\"{}\"", id_of(id), base::log_escape(q.error().message));
       return;
     }
@@ -822,7 +847,7 @@ struct Scheduler::Impl {
       Rcpt& r = e.rcpts[i];
       if (resting(r.state) || r.busy) continue;
       if (!m) {  // only for the addresses in the log lines
-        auto read = spool.read_message_at(e.segment, e.record_offset);
+        auto read = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
         m = read ? std::move(*read) : StoredMessage{};
       }
       RecipientState st;
@@ -861,7 +886,7 @@ struct Scheduler::Impl {
       submit(std::move(commit));
       return;
     }
-    auto m = spool.read_message_at(e.segment, e.record_offset);
+    auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
     if (!m) {
       if (!bounce) {  // a success or delay notice is not worth holding the outcome back for
         submit(std::move(commit));
@@ -903,12 +928,14 @@ struct Scheduler::Impl {
     ++stats.recording;
     NoticeConfig nc{config.hostname, config.postmaster};
     std::shared_ptr<Inbox> box = inbox;
-    queue_notice(
-        spool, *notices, *m, std::move(dsn), nc, now,
-        [box, commit](base::Status s, const std::string& dsn_id) {
-          box->push([&] { box->notices.push_back({commit, std::move(s), dsn_id}); });
-        },
-        route);
+    off_lock([&] {  // reads the original to quote it
+      queue_notice(
+          spool, *notices, *m, std::move(dsn), nc, now,
+          [box, commit](base::Status s, const std::string& dsn_id) {
+            box->push([&] { box->notices.push_back({commit, std::move(s), dsn_id}); });
+          },
+          route);
+    });
   }
 
   // Which of `c`'s outcomes the sender asked to hear about (RFC 3461 4.1: NOTIFY absent means
@@ -990,7 +1017,7 @@ struct Scheduler::Impl {
   // A message the operator names that waits on disk: read in now, even past the window's
   // limit (by one). end() when it is not pending.
   std::unordered_map<IdKey, Entry, IdHash>::iterator read_in_one(const std::string& id, Seconds now) {
-    auto found = spool.find(id);
+    auto found = off_lock([&] { return spool.find(id); });
     if (!found || !*found) return entries.end();
     Position p{(*found)->segment, (*found)->record_offset};
     ++limit_slack;
@@ -1210,7 +1237,7 @@ struct Scheduler::Impl {
   // message, never the current one, never one with damage not yet quarantined.
   void retire_segments(std::uint64_t current) {
     retire_check = false;
-    auto segs = spool.list_segments();
+    auto segs = off_lock([&] { return spool.list_segments(); });
     if (!segs) {
       PETREL_LOG(kError, "queue.retire_failed", "error=\"{}\"", base::log_escape(segs.error().message));
       return;
@@ -1223,7 +1250,7 @@ struct Scheduler::Impl {
     for (std::uint64_t seq : *segs) {
       if (seq >= limit) break;
       if (spool.damaged_segments().count(seq)) continue;
-      if (auto s = spool.remove_segment(seq); !s) {
+      if (auto s = off_lock([&] { return spool.remove_segment(seq); }); !s) {
         PETREL_LOG(kError, "queue.retire_failed", "segment={} error=\"{}\"", seq, base::log_escape(s.error().message));
         retire_check = true;  // try again next time
         return;
@@ -1265,8 +1292,12 @@ Scheduler::~Scheduler() {
 }
 
 base::Status Scheduler::load() {
-  std::lock_guard lk(impl_->mu);
+  std::lock_guard serial(impl_->tick_mu);
+  std::unique_lock view(impl_->mu);
+  impl_->view = &view;
   base::Status s = impl_->load();
+  impl_->view = nullptr;
+  view.unlock();
   impl_->publish();
   return s;
 }
@@ -1277,8 +1308,12 @@ void Scheduler::enqueue(const StoredMessage& m) {
 }
 
 Scheduler::TimePoint Scheduler::tick() {
-  std::lock_guard lk(impl_->mu);
+  std::lock_guard serial(impl_->tick_mu);
+  std::unique_lock view(impl_->mu);
+  impl_->view = &view;
   TimePoint next = impl_->tick();
+  impl_->view = nullptr;
+  view.unlock();
   impl_->publish();
   return next;
 }

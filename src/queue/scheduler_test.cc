@@ -474,19 +474,22 @@ TEST_F(SchedulerTest, AFailedRecordOfADeferralKeepsTheRecipientPending) {
   EXPECT_EQ(sched_->stats().pending, 0u);
 }
 
-// Issue 11: stats() never waits for a tick that is on the disk. The tick that retires a
-// segment syncs log/ (SpoolIo::fsync, on the ticking thread); while it is in there, another
-// thread asks for stats().
+// Issue 11: stats() and snapshot() never wait for a tick that is on the disk. The tick that
+// retires a segment syncs log/ (SpoolIo::fsync, on the ticking thread); while it is in there,
+// another thread asks for both.
 TEST_F(SchedulerTest, StatsAnswerWhileATickWaitsOnTheDisk) {
   config_.segment_size = 4096;  // a few messages per segment, so that some retire
   const std::thread::id ticking = std::this_thread::get_id();
   std::atomic<bool> armed{false};
   std::future<Scheduler::Stats> asked;
-  bool answered = false;
+  std::future<std::vector<MessageSummary>> looked;
+  bool answered = false, shown = false;
   io_.fsync = [&](int fd) {
     if (std::this_thread::get_id() == ticking && armed.exchange(false)) {
       asked = std::async(std::launch::async, [&] { return sched_->stats(); });
       answered = asked.wait_for(3s) == std::future_status::ready;
+      looked = std::async(std::launch::async, [&] { return sched_->snapshot(); });
+      shown = looked.wait_for(3s) == std::future_status::ready;
     }
     return ::fsync(fd);
   };
@@ -501,7 +504,9 @@ TEST_F(SchedulerTest, StatsAnswerWhileATickWaitsOnTheDisk) {
   sched_->tick();
   EXPECT_FALSE(armed) << "no segment was retired: the test did not wait on the disk";
   EXPECT_TRUE(answered) << "stats() waited for the tick's disk I/O";
+  EXPECT_TRUE(shown) << "snapshot() waited for the tick's disk I/O";
   if (asked.valid()) asked.get();
+  if (looked.valid()) looked.get();
   EXPECT_GE(sched_->stats().retired_segments, 1u);
   close();
 }

@@ -20,28 +20,29 @@ using Outcome = queue::RecipientResult::Outcome;
 
 constexpr std::size_t kReadChunk = 64 * 1024;
 
-// What one target came to. `diagnostic` may reach the sender (a DSN); `detail` only the log.
+// What one target came to. `enhanced` and `text` may reach the sender (a DSN); `detail` only
+// the log.
 struct TargetOutcome {
   Outcome outcome = Outcome::kDeferred;
-  std::string diagnostic;
+  std::string enhanced;  // RFC 3463
+  std::string text;
   std::string detail;
+  bool storage_trouble = false;  // queue::RecipientResult::storage_trouble
+
+  std::string why() const { return enhanced + " " + text; }
 };
 
-TargetOutcome delivered(std::string detail) { return {Outcome::kDelivered, "2.0.0 delivered", std::move(detail)}; }
-TargetOutcome deferred(std::string diagnostic, std::string detail = {}) {
-  return {Outcome::kDeferred, std::move(diagnostic), std::move(detail)};
+TargetOutcome delivered(std::string detail) { return {Outcome::kDelivered, "2.0.0", "delivered", std::move(detail)}; }
+TargetOutcome deferred(std::string enhanced, std::string text, std::string detail = {}) {
+  return {Outcome::kDeferred, std::move(enhanced), std::move(text), std::move(detail)};
 }
-TargetOutcome failed(std::string diagnostic, std::string detail = {}) {
-  return {Outcome::kFailed, std::move(diagnostic), std::move(detail)};
+TargetOutcome failed(std::string enhanced, std::string text, std::string detail = {}) {
+  return {Outcome::kFailed, std::move(enhanced), std::move(text), std::move(detail)};
 }
 
-// Local delivery has no reply code or remote host: those fields stay empty.
-queue::RecipientResult make_result(std::uint32_t index, Outcome outcome, std::string diagnostic) {
-  queue::RecipientResult r;
-  r.index = index;
-  r.outcome = outcome;
-  r.diagnostic = std::move(diagnostic);
-  return r;
+// Local delivery has no next hop: the reply is composed here (queue/transport.h).
+queue::RecipientResult make_result(std::uint32_t index, const TargetOutcome& o) {
+  return queue::RecipientResult::local(index, o.outcome, o.enhanced, o.text, o.storage_trouble);
 }
 
 std::string_view outcome_name(Outcome outcome) {
@@ -71,16 +72,28 @@ bool has_status(std::string_view text, char cls) {
   return i == text.size() || text[i] == ' ';
 }
 
-// An error from a lower layer as a diagnostic of the class its kind says: kept when it already
-// begins with such a code (resolution's "5.1.1 ..."), else `fallback` is put in front.
-TargetOutcome from_error(const base::Error& error, std::string_view fallback_permanent,
-                         std::string_view fallback_temporary) {
+// A lower layer's message that begins with its own status ("5.1.1 unknown user", as the
+// directory and the Maildir word theirs) as an outcome of that code.
+TargetOutcome with_status(Outcome outcome, std::string_view message, std::string detail = {}) {
+  auto sp = message.find(' ');
+  std::string text = sp == std::string_view::npos ? std::string() : std::string(message.substr(sp + 1));
+  return {outcome, std::string(message.substr(0, sp)), std::move(text), std::move(detail)};
+}
+
+// An error from a lower layer as an outcome of the class its kind says: its own status when
+// its message begins with one of that class (resolution's "5.1.1 ..."), else the fallback,
+// with the message as detail. The temporary fallback is storage trouble: every caller uses it
+// for reading the queued message or writing the mailbox or the queue.
+TargetOutcome from_error(const base::Error& error, std::string_view perm_enhanced, std::string_view perm_text,
+                         std::string_view temp_enhanced, std::string_view temp_text) {
   if (error.temporary()) {
-    if (has_status(error.message, '4')) return deferred(error.message);
-    return deferred(std::string(fallback_temporary), error.message);
+    if (has_status(error.message, '4')) return with_status(Outcome::kDeferred, error.message);
+    TargetOutcome o = deferred(std::string(temp_enhanced), std::string(temp_text), error.message);
+    o.storage_trouble = true;
+    return o;
   }
-  if (has_status(error.message, '5')) return failed(error.message);
-  return failed(std::string(fallback_permanent), error.message);
+  if (has_status(error.message, '5')) return with_status(Outcome::kFailed, error.message);
+  return failed(std::string(perm_enhanced), std::string(perm_text), error.message);
 }
 
 // local@domain split at the last '@' (a quoted local part may hold '@'), compared as the
@@ -183,9 +196,9 @@ class LocalTransport::Attempt {
     if (!resolution) {
       // Resolution errors are permanent by contract (unknown user 5.1.1, expansion too large);
       // should a temporary one appear, it defers like any unclassified failure.
-      TargetOutcome o = from_error(resolution.error(), "5.1.1 unknown recipient", "4.3.0 recipient lookup failed");
+      TargetOutcome o = from_error(resolution.error(), "5.1.1", "unknown recipient", "4.3.0", "recipient lookup failed");
       log(rcpt, rcpt.str(), o);
-      return make_result(index, o.outcome, std::move(o.diagnostic));
+      return make_result(index, o);
     }
 
     // Remote targets (an alias or forward to another domain) are forwarded first, all of them
@@ -196,30 +209,30 @@ class LocalTransport::Attempt {
       if (target.kind == auth::DeliveryTarget::Kind::kRemote) remote.push_back(target.address);
     }
     std::size_t delivered_count = 0, failed_count = 0;
-    std::optional<std::string> first_deferred, first_failed;
+    std::optional<TargetOutcome> first_deferred, first_failed;
     if (!remote.empty()) {
       // The message was forwarded from this recipient before and came back: a loop. Fail the
       // whole recipient, as Postfix's local(8) does, so the loop ends in one bounce.
       auto seen = delivered_to();
       if (!seen) {
-        TargetOutcome o = from_error(seen.error(), "5.3.0 cannot read the queued message", "4.3.0 forwarding failed");
+        TargetOutcome o = from_error(seen.error(), "5.3.0", "cannot read the queued message", "4.3.0", "forwarding failed");
         log(rcpt, rcpt.str(), o);
-        return make_result(index, o.outcome, std::move(o.diagnostic));
+        return make_result(index, o);
       }
       for (const std::string& value : **seen) {
         if (same_address(value, rcpt.str())) {
-          TargetOutcome o = failed("5.4.6 mail forwarding loop for " + rcpt.str());
+          TargetOutcome o = failed("5.4.6", "mail forwarding loop for " + rcpt.str());
           log(rcpt, rcpt.str(), o);
-          return make_result(index, o.outcome, std::move(o.diagnostic));
+          return make_result(index, o);
         }
       }
       TargetOutcome o = forward(index, remote);
       log(rcpt, remote.size() == 1 ? remote[0].str() : remote[0].str() + " and " + std::to_string(remote.size() - 1) + " more", o);
-      if (o.outcome == Outcome::kDeferred) return make_result(index, o.outcome, std::move(o.diagnostic));
+      if (o.outcome == Outcome::kDeferred) return make_result(index, o);
       if (o.outcome == Outcome::kDelivered) delivered_count += remote.size();
       if (o.outcome == Outcome::kFailed) {
         failed_count += remote.size();
-        first_failed = o.diagnostic;
+        first_failed = o;
       }
     }
     for (const auth::DeliveryTarget& target : *resolution) {
@@ -228,11 +241,11 @@ class LocalTransport::Attempt {
       switch (o.outcome) {
         case Outcome::kDelivered: ++delivered_count; break;
         case Outcome::kDeferred:
-          if (!first_deferred) first_deferred = o.diagnostic;
+          if (!first_deferred) first_deferred = o;
           break;
         case Outcome::kFailed:
           ++failed_count;
-          if (!first_failed) first_failed = o.diagnostic;
+          if (!first_failed) first_failed = o;
           break;
       }
     }
@@ -240,17 +253,18 @@ class LocalTransport::Attempt {
     // Any deferral defers the whole recipient: the next attempt delivers every target again,
     // so those delivered now get a duplicate then (one state per recipient; per-target state
     // is later).
-    if (first_deferred) return make_result(index, Outcome::kDeferred, std::move(*first_deferred));
+    if (first_deferred) return make_result(index, *first_deferred);
     if (delivered_count == 0) {
       PETREL_ASSERT(first_failed.has_value(), "a resolution is never empty");
-      return make_result(index, Outcome::kFailed, std::move(*first_failed));
+      return make_result(index, *first_failed);
     }
-    if (failed_count == 0) return make_result(index, Outcome::kDelivered, "2.0.0 delivered");
+    if (failed_count == 0) return make_result(index, delivered({}));
     // Some targets delivered, some failed for good: delivered, with the failures named. They
     // are not bounced yet (that needs per-target state and the DSN generator).
-    return make_result(index, Outcome::kDelivered,
-                       fmt::format("2.0.0 delivered to {} of {} targets; not delivered: {}", delivered_count,
-                                   delivered_count + failed_count, *first_failed));
+    TargetOutcome some = delivered({});
+    some.text = fmt::format("delivered to {} of {} targets; not delivered: {}", delivered_count,
+                            delivered_count + failed_count, first_failed->why());
+    return make_result(index, some);
   }
 
   TargetOutcome deliver_target(const mail::Address& rcpt, const auth::DeliveryTarget& target) {
@@ -261,8 +275,8 @@ class LocalTransport::Attempt {
         return {};
       }
       case auth::DeliveryTarget::Kind::kFailed: {
-        TargetOutcome o = has_status(target.reason, '5') ? failed(target.reason)
-                                                          : failed("5.1.1 undeliverable address", target.reason);
+        TargetOutcome o = has_status(target.reason, '5') ? with_status(Outcome::kFailed, target.reason)
+                                                          : failed("5.1.1", "undeliverable address", target.reason);
         log(rcpt, target.address.str(), o);
         return o;
       }
@@ -277,7 +291,7 @@ class LocalTransport::Attempt {
     // recur on every restart, as the message is delivered again.
     auto root = mailbox::checked_mailbox_path(t_.options_.data_dir, target.mailbox_domain, target.mailbox_local);
     if (!root) {
-      TargetOutcome o = failed("5.3.0 cannot deliver to this mailbox", root.error().message);
+      TargetOutcome o = failed("5.3.0", "cannot deliver to this mailbox", root.error().message);
       log(rcpt, target.address.str(), o);
       return o;
     }
@@ -292,7 +306,7 @@ class LocalTransport::Attempt {
   // prepended (so a forward that comes back is caught as a loop). Done when the copy is
   // durable in the queue; the remote transport takes it from there.
   TargetOutcome forward(std::uint32_t index, const std::vector<mail::Address>& targets) {
-    if (t_.options_.forward == nullptr) return deferred("4.4.3 forwarding is not configured");
+    if (t_.options_.forward == nullptr) return deferred("4.4.3", "forwarding is not configured");
     const mail::Envelope& original = job_.message.envelope;
     const mail::Recipient& from_rcpt = original.recipients[index];
     const std::string alias = from_rcpt.address.str();  // deliver_recipient() checked it for loops
@@ -315,10 +329,10 @@ class LocalTransport::Attempt {
       env.recipients.push_back(std::move(r));
     }
     auto writer = t_.options_.forward->begin(env);
-    if (!writer) return from_error(writer.error(), "5.3.0 cannot forward", "4.3.0 forwarding failed");
+    if (!writer) return from_error(writer.error(), "5.3.0", "cannot forward", "4.3.0", "forwarding failed");
     auto abort = [&](const base::Error& e) {
       (*writer)->abort();
-      return from_error(e, "5.3.0 cannot forward", "4.3.0 forwarding failed");
+      return from_error(e, "5.3.0", "cannot forward", "4.3.0", "forwarding failed");
     };
     if (auto s = (*writer)->append("Delivered-To: " + alias + "\r\n"); !s) return abort(s.error());
     auto reader = t_.spool_.open_body(job_.message);
@@ -337,7 +351,7 @@ class LocalTransport::Attempt {
     std::string id = (*writer)->id();
     (*writer)->commit([&committed](base::Status st) { committed.set_value(std::move(st)); });
     base::Status st = done.get();
-    if (!st) return from_error(st.error(), "5.3.0 cannot forward", "4.3.0 forwarding failed");
+    if (!st) return from_error(st.error(), "5.3.0", "cannot forward", "4.3.0", "forwarding failed");
     return delivered("forwarded as " + id);
   }
 
@@ -350,18 +364,18 @@ class LocalTransport::Attempt {
     // RFC 5321 6.3: a message that already went through this mailbox is looping (an alias or
     // a forward that brought it back). Failing it here makes the loop end in one bounce.
     auto seen = delivered_to();
-    if (!seen) return from_error(seen.error(), "5.3.0 cannot read the queued message", "4.3.0 local delivery failed");
+    if (!seen) return from_error(seen.error(), "5.3.0", "cannot read the queued message", "4.3.0", "local delivery failed");
     for (const std::string& value : **seen) {
-      if (same_address(value, address)) return failed("5.4.6 mail loop: already delivered to " + address);
+      if (same_address(value, address)) return failed("5.4.6", "mail loop: already delivered to " + address);
     }
 
     auto headers = mailbox::delivery_headers(sender, target.address);
-    if (!headers) return from_error(headers.error(), "5.3.0 cannot deliver to this mailbox", "4.3.0 local delivery failed");
+    if (!headers) return from_error(headers.error(), "5.3.0", "cannot deliver to this mailbox", "4.3.0", "local delivery failed");
 
     // The body streams from the spool into the Maildir's buffer; the reader checks the length
     // and CRC at the end, and the Maildir refuses a body that does not match the size.
     auto reader = t_.spool_.open_body(job_.message);
-    if (!reader) return from_error(reader.error(), "5.3.0 cannot read the queued message", "4.3.0 local delivery failed");
+    if (!reader) return from_error(reader.error(), "5.3.0", "cannot read the queued message", "4.3.0", "local delivery failed");
     mailbox::DeliveryRequest request;
     request.headers = std::move(*headers);
     request.body = [r = reader->get()](char* buf, std::size_t len) { return r->read(buf, len); };
@@ -376,18 +390,18 @@ class LocalTransport::Attempt {
     if (result) return delivered("new/" + result->name);
     switch (why) {
       case mailbox::DeliveryFailure::kDiskFull:
-        return deferred("4.3.1 mail system full", result.error().message);
+        return deferred("4.3.1", "mail system full", result.error().message);
       case mailbox::DeliveryFailure::kOverQuota:
         return deferred(has_status(result.error().message, '4') ? result.error().message : "4.2.2 mailbox full",
                         result.error().message);
       case mailbox::DeliveryFailure::kBadInput:
-        return failed("5.3.0 cannot deliver to this mailbox", result.error().message);
+        return failed("5.3.0", "cannot deliver to this mailbox", result.error().message);
       case mailbox::DeliveryFailure::kNone:
       case mailbox::DeliveryFailure::kIo:
         break;
     }
     // Storage trouble or the spool's own error: temporary unless it says otherwise.
-    return from_error(result.error(), "5.3.0 cannot deliver to this mailbox", "4.3.0 local delivery failed");
+    return from_error(result.error(), "5.3.0", "cannot deliver to this mailbox", "4.3.0", "local delivery failed");
   }
 
   // The Delivered-To: values of the message's header section, read once per job and only when
@@ -412,7 +426,7 @@ class LocalTransport::Attempt {
   }
 
   void log(const mail::Address& rcpt, const std::string& to, const TargetOutcome& o) const {
-    std::string why = o.detail.empty() ? o.diagnostic : o.diagnostic + " (" + o.detail + ")";
+    std::string why = o.detail.empty() ? o.why() : o.why() + " (" + o.detail + ")";
     auto line = [&](base::log::Level level) {
       if (!base::log::enabled(level)) return;
       base::log::write(level, "delivery.local",
@@ -424,7 +438,7 @@ class LocalTransport::Attempt {
     // a full disk needs the operator.
     if (o.outcome != Outcome::kDeferred) {
       line(base::log::Level::kInfo);
-    } else if (o.diagnostic.starts_with("4.3.1")) {
+    } else if (o.enhanced == "4.3.1") {
       line(base::log::Level::kError);
     } else {
       line(base::log::Level::kWarn);

@@ -166,8 +166,8 @@ class LocalTransportTest : public queue::testing::QuietLogs {
   do {                                                                                       \
     const RecipientResult& r_ = (result);                                                    \
     EXPECT_EQ(r_.index, (want_index));                                                       \
-    EXPECT_STREQ(name(r_.outcome), name(want_outcome)) << r_.diagnostic;                     \
-    EXPECT_TRUE(r_.diagnostic.starts_with(want_prefix)) << r_.diagnostic;                    \
+    EXPECT_STREQ(name(r_.outcome), name(want_outcome)) << r_.why();                          \
+    EXPECT_TRUE(r_.why().starts_with(want_prefix)) << r_.why();                              \
   } while (false)
 
 TEST_F(LocalTransportTest, DeliversTheStoredBytesExactly) {
@@ -354,7 +354,7 @@ TEST_F(LocalTransportTest, UnwritableMailboxDefers) {
   ASSERT_EQ(results.size(), 2u);
   EXPECT_RESULT(results[0], 0u, Outcome::kDeferred, "4.3.0 ");
   // The diagnostic is generic: no paths or errno text for the sender.
-  EXPECT_EQ(results[0].diagnostic.find(data_), std::string::npos) << results[0].diagnostic;
+  EXPECT_EQ(results[0].why().find(data_), std::string::npos) << results[0].why();
   EXPECT_RESULT(results[1], 1u, Outcome::kDelivered, "2.0.0");
   EXPECT_EQ(read_file(maildir("alice")), "not a directory");
 }
@@ -395,7 +395,7 @@ TEST_F(LocalTransportTest, OverQuotaDefersWith422UntilTheQuotaIsRaised) {
   // the per-recipient state rule in local_transport.h).
   EXPECT_RESULT(results[2], 2u, Outcome::kDeferred, "4.2.2 ");
   // The diagnostic holds no path.
-  EXPECT_EQ(results[0].diagnostic.find(data_), std::string::npos) << results[0].diagnostic;
+  EXPECT_EQ(results[0].why().find(data_), std::string::npos) << results[0].why();
   EXPECT_EQ(mails("alice").size(), 2u);
   EXPECT_TRUE(fs::is_empty(maildir("alice") + "/tmp"));
 

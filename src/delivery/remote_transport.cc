@@ -51,11 +51,38 @@ net::awaitable<T> await_callback(std::function<void(std::function<void(T)>)> sta
       asio::use_awaitable);
 }
 
-// "4.2.0 text" from a reply: its enhanced code, or the class default (RFC 3463: X.0.0).
+// A reply with its enhanced code, or the class default when it has none (RFC 3463: X.0.0).
+mail::Reply with_status(mail::Reply r) {
+  if (r.enhanced.empty()) r.enhanced = r.code >= 500 ? "5.0.0" : r.code >= 400 ? "4.0.0" : "2.0.0";
+  r.more.clear();
+  return r;
+}
+
+// "4.2.0 text", for log lines.
 std::string diagnostic_of(const mail::Reply& r) {
-  std::string enhanced = r.enhanced;
-  if (enhanced.empty()) enhanced = r.code >= 500 ? "5.0.0" : r.code >= 400 ? "4.0.0" : "2.0.0";
-  return enhanced + " " + r.text;
+  mail::Reply s = with_status(r);
+  return s.enhanced + " " + s.text;
+}
+
+// A reply Petrel makes up (no next hop said it).
+mail::Reply made(Outcome o, std::string_view enhanced, std::string_view text) {
+  return mail::reply(o == Outcome::kDelivered ? 250 : o == Outcome::kFailed ? 550 : 451, enhanced, text);
+}
+
+// Why recipients end as they do when no transaction of theirs answered: the reply, and the
+// server that gave it while Petrel connected (greeting, EHLO, STARTTLS), else empty.
+struct Reason {
+  Reason(mail::Reply r = {}, std::string s = {}) : reply(std::move(r)), server(std::move(s)) {}  // NOLINT: implicit
+  mail::Reply reply;
+  std::string server;
+};
+
+// The same reply, with `note` (which host, which stage) after its text.
+mail::Reply noted(mail::Reply r, std::string_view note) {
+  r.text += " (";
+  r.text += note;
+  r.text += ")";
+  return r;
 }
 
 Outcome outcome_of(int code) {
@@ -100,6 +127,12 @@ struct JobState {
   // For SMTPUTF8 messages only: whether the header has UTF-8 (read once, when first needed).
   std::optional<bool> header_utf8;
 
+  // The body could not be read: the scheduler checks it for damage (queue/transport.h).
+  void mark_storage_trouble(std::uint32_t index) {
+    for (auto& r : results) {
+      if (r.index == index) r.storage_trouble = true;
+    }
+  }
   void set(std::uint32_t index, RecipientResult r) {
     for (std::size_t k = 0; k < job.recipients.size(); ++k) {
       if (job.recipients[k] == index) {
@@ -203,7 +236,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
     const auto& rcpts = state->job.message.envelope.recipients;
     state->results.resize(state->job.recipients.size());
     for (std::size_t k = 0; k < state->job.recipients.size(); ++k) {
-      state->results[k] = {state->job.recipients[k], Outcome::kDeferred, "4.4.0 not attempted", 0, ""};
+      state->results[k] = RecipientResult::local(state->job.recipients[k], Outcome::kDeferred, "4.4.0", "not attempted");
     }
     if (stopping_) {
       state->outstanding = 1;
@@ -306,28 +339,47 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
   }
 
   // Ends `work` with the same answer for each of its recipients.
-  void finish_all(Work& work, Outcome outcome, const std::string& why, const std::string& relay) {
-    for (std::uint32_t i : work.recipients) finish_one(work, i, outcome, why, 0, relay, 0);
+  void finish_all(Work& work, Outcome outcome, const Reason& why, const std::string& relay) {
+    for (std::uint32_t i : work.recipients) finish_reason(work, i, outcome, why, relay);
     work.job->finish_one();
   }
-  // `code` is the server's reply code, 0 when Petrel made the answer up (then the DSN names no
-  // Remote-MTA: RFC 3464 2.3.5, the MTA that reported the status).
+  // `why` is the server's reply when `from_server` (then its code is recorded and the DSN
+  // names the Remote-MTA, RFC 3464 2.3.5), else an answer Petrel made up.
   // `handoff` matters for kDelivered only (queue/transport.h).
-  void finish_one(Work& work, std::uint32_t index, Outcome outcome, const std::string& why, int code,
+  void finish_one(Work& work, std::uint32_t index, Outcome outcome, const mail::Reply& why, bool from_server,
                   const std::string& relay, std::size_t reused,
                   RecipientResult::Handoff handoff = RecipientResult::Handoff::kRelayed) {
+    std::string host = from_server ? relay.substr(0, relay.find('[')) : std::string();
+    finish(work, index, outcome, why, from_server, host, diagnostic_of(why), relay, reused, handoff);
+  }
+  // A Reason a server gave while connecting is that server's answer (RFC 3464 2.3.5: the
+  // Remote-MTA that reported the status), with its code in the log line.
+  void finish_reason(Work& work, std::uint32_t index, Outcome outcome, const Reason& why, const std::string& relay) {
+    if (why.server.empty()) return finish_one(work, index, outcome, why.reply, false, relay, 0);
+    finish(work, index, outcome, why.reply, true, why.server,
+           std::to_string(why.reply.code) + " " + diagnostic_of(why.reply), relay, 0, RecipientResult::Handoff::kRelayed);
+  }
+  void finish(Work& work, std::uint32_t index, Outcome outcome, const mail::Reply& why, bool from_server,
+              const std::string& host, const std::string& log_why, const std::string& relay, std::size_t reused,
+              RecipientResult::Handoff handoff) {
     const auto& env = work.job->job.message.envelope;
     PETREL_LOG(kInfo, "delivery.remote", "id={} rcpt={} relay={} result={} why=\"{}\" conn_reused={}",
                work.job->job.message.id, base::log_escape(env.recipients[index].address.str()),
                relay.empty() ? "none" : relay,
                outcome == Outcome::kDelivered ? "delivered" : outcome == Outcome::kFailed ? "failed" : "deferred",
-               base::log_escape(why), reused);
+               base::log_escape(log_why), reused);
     {
       std::lock_guard lock(stats_mu_);
       (outcome == Outcome::kDelivered ? stats_.delivered : outcome == Outcome::kFailed ? stats_.failed : stats_.deferred)++;
     }
-    std::string host = code != 0 ? relay.substr(0, relay.find('[')) : std::string();
-    work.job->set(index, RecipientResult{index, outcome, why, static_cast<std::uint16_t>(code), host, handoff});
+    RecipientResult r;
+    r.index = index;
+    r.outcome = outcome;
+    r.reply = with_status(why);
+    r.peer_reply = from_server;
+    r.remote_host = host;
+    r.handoff = handoff;
+    work.job->set(index, std::move(r));
   }
 
   void fail_all_queued() {
@@ -335,7 +387,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
       while (!d.queue.empty()) {
         Work w = std::move(d.queue.front());
         d.queue.pop_front();
-        finish_all(w, Outcome::kDeferred, "4.3.2 mail system shutting down", "");
+        finish_all(w, Outcome::kDeferred, made(Outcome::kDeferred, "4.3.2", "mail system shutting down"), "");
       }
     }
   }
@@ -429,7 +481,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
   // Opens a session to the first hop from `at` that answers; advances `at` past it.
   // `last` keeps the reason of the last failure.
   net::awaitable<std::unique_ptr<Session>> open_next(const Destination& d, const dns::Route& route, Cursor& at,
-                                                     std::string& last, std::string& relay) {
+                                                     Reason& last, std::string& relay) {
     while (at.hop < route.hops.size()) {
       const dns::Hop& hop = route.hops[at.hop];
       if (at.address >= hop.addresses.size()) {
@@ -453,8 +505,10 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
           std::lock_guard lock(stats_mu_);
           ++stats_.connect_failures;
         }
-        last = (f.from_server ? std::to_string(f.reply.code) + " " : std::string()) + diagnostic_of(f.reply) + " (" +
-               hop.host + "[" + address + "] at " + f.stage + ")";
+        // Not the answer of a recipient: the reason the host was given up, which the next
+        // one may replace. A server's code is named in the text.
+        last = Reason(noted(with_status(f.reply), hop.host + "[" + address + "] at " + f.stage),
+                      f.from_server ? hop.host : std::string());
         PETREL_LOG(kWarn, "remote.connect_failed", "destination={} host={} address={} stage={} why=\"{}\"",
                    d.key.empty() ? "relay" : d.key, hop.host, address, f.stage,
                    base::log_escape(f.detail.empty() ? diagnostic_of(f.reply) : f.detail));
@@ -475,8 +529,9 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
     if (route.kind != dns::Route::Kind::kOk) {
       // The whole destination shares the answer: everything queued for it now.
       Outcome o = route.kind == dns::Route::Kind::kPermanent ? Outcome::kFailed : Outcome::kDeferred;
-      std::string why = (route.enhanced.empty() ? std::string(o == Outcome::kFailed ? "5.4.4" : "4.4.3") : route.enhanced) +
-                        " " + route.text;
+      mail::Reply why =
+          made(o, route.enhanced.empty() ? std::string_view(o == Outcome::kFailed ? "5.4.4" : "4.4.3") : route.enhanced,
+               route.text);
       --dest.opening;
       drain(dest, o, why);
       connection_ended(key);
@@ -484,7 +539,8 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
     }
 
     Cursor at;
-    std::string last = "4.4.1 no host could be reached", relay;
+    Reason last = made(Outcome::kDeferred, "4.4.1", "no host could be reached");
+    std::string relay;
     std::unique_ptr<Session> session = co_await open_next(dest, route, at, last, relay);
     --dest.opening;
     if (!session) {
@@ -537,7 +593,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
   // false when no hop is left (the work is then finished with deferrals) and the connection
   // should end.
   net::awaitable<bool> transact(const Destination& dest, const dns::Route& route, Cursor& at,
-                                std::unique_ptr<Session>& session, Work& work, std::size_t& sent, std::string& last,
+                                std::unique_ptr<Session>& session, Work& work, std::size_t& sent, Reason& last,
                                 std::string& relay) {
     std::vector<std::uint32_t> todo = work.recipients;
     bool too_big = false;
@@ -555,10 +611,11 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
           const bool unreached = at.hop != before.hop || at.address != before.address;
           for (std::uint32_t i : todo) {
             if (too_big && !unreached) {
-              finish_one(work, i, Outcome::kFailed, "5.3.4 message too big for every host of the destination", 0,
+              finish_one(work, i, Outcome::kFailed,
+                         made(Outcome::kFailed, "5.3.4", "message too big for every host of the destination"), false,
                          relay, 0);
             } else {
-              finish_one(work, i, Outcome::kDeferred, last, 0, relay, 0);
+              finish_reason(work, i, Outcome::kDeferred, last, relay);
             }
           }
           work.job->finish_one();
@@ -568,7 +625,9 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
       auto reader = spool_.open_body(work.job->job.message);
       if (!reader) {
         for (std::uint32_t i : todo) {
-          finish_one(work, i, Outcome::kDeferred, "4.3.0 cannot read the message from the queue", 0, relay, 0);
+          finish_one(work, i, Outcome::kDeferred, made(Outcome::kDeferred, "4.3.0", "cannot read the message from the queue"),
+                     false, relay, 0);
+          work.job->mark_storage_trouble(i);
         }
         PETREL_LOG(kError, "delivery.remote_body", "id={} error=\"{}\"", work.job->job.message.id,
                    base::log_escape(reader.error().message));
@@ -611,7 +670,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
                                         [](const auto& r) { return r.reply.code >= 200 && r.reply.code < 300; });
       for (const auto& r : result.recipients) {
         Outcome o = outcome_of(r.reply.code);
-        std::string why = diagnostic_of(r.reply);
+        mail::Reply why = with_status(r.reply);
         if (!r.from_server && r.reply.code == 552 && r.reply.enhanced == "5.3.4") {
           too_big = true;  // SIZE: this host will not take it; perhaps another will
           again.push_back(r.index);
@@ -621,7 +680,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
         if (o == Outcome::kDeferred && !result.connection_usable) {
           again.push_back(r.index);
           broke = true;
-          last = why + " (" + relay + ")";
+          last = noted(why, relay);
           continue;
         }
         if (o == Outcome::kDeferred && r.from_server && r.reply.code == 452 && progress) {
@@ -631,14 +690,14 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
         if (o == Outcome::kDeferred && r.from_server && another_host()) {
           again.push_back(r.index);
           refused_for_now = true;
-          last = why + " (" + relay + ")";
+          last = noted(why, relay);
           PETREL_LOG(kInfo, "delivery.remote_next_host", "id={} rcpt={} relay={} why=\"{}\"", work.job->job.message.id,
                      base::log_escape(work.job->job.message.envelope.recipients[r.index].address.str()), relay,
-                     base::log_escape(why));
+                     base::log_escape(diagnostic_of(why)));
           continue;
         }
         // A next hop that offers DSN got our NOTIFY/ORCPT (commands.cc) and reports from here on.
-        finish_one(work, r.index, o, why, r.from_server ? r.reply.code : 0, relay, reused,
+        finish_one(work, r.index, o, why, r.from_server, relay, reused,
                    session->capabilities().dsn ? RecipientResult::Handoff::kPassedOn
                                                : RecipientResult::Handoff::kRelayed);
       }
@@ -674,7 +733,7 @@ class RemoteTransport::Impl : public std::enable_shared_from_this<RemoteTranspor
   }
 
   // Ends everything queued for `d` with one answer (a route or connection failure).
-  void drain(Destination& d, Outcome o, const std::string& why) {
+  void drain(Destination& d, Outcome o, const Reason& why) {
     while (!d.queue.empty()) {
       Work w = std::move(d.queue.front());
       d.queue.pop_front();

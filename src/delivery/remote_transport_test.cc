@@ -156,8 +156,8 @@ class RemoteTransportTest : public queue::testing::QuietLogs {
 TEST_F(RemoteTransportTest, DeliversThroughTheMxAndDotStuffs) {
   auto results = deliver(store({"bob@example.net"}));
   ASSERT_EQ(results.size(), 1u);
-  EXPECT_EQ(results[0].outcome, Outcome::kDelivered) << results[0].diagnostic;
-  EXPECT_EQ(results[0].code, 250);
+  EXPECT_EQ(results[0].outcome, Outcome::kDelivered) << results[0].why();
+  EXPECT_EQ(results[0].reply.code, 250);
   EXPECT_EQ(results[0].remote_host, "mx.example.net");
   auto bodies = on_server([&] { return server_.bodies; });
   ASSERT_EQ(bodies.size(), 1u);
@@ -171,7 +171,7 @@ TEST_F(RemoteTransportTest, MessagesForOneDestinationShareAConnection) {
   options_.idle_time = 2s;
   for (int i = 0; i < 5; ++i) {
     auto r = deliver(store({"bob@example.net"}));
-    ASSERT_EQ(r.at(0).outcome, Outcome::kDelivered) << r.at(0).diagnostic;
+    ASSERT_EQ(r.at(0).outcome, Outcome::kDelivered) << r.at(0).why();
   }
   EXPECT_EQ(on_server([&] { return server_.connections; }), 1);
   RemoteStats s = transport().stats();
@@ -185,7 +185,7 @@ TEST_F(RemoteTransportTest, RecipientsAreBatchedUpToTheLimitPerTransaction) {
   options_.connections_per_destination = 1;
   auto r = deliver(store({"a@example.net", "b@example.net", "c@example.net", "d@example.net", "e@example.net"}));
   ASSERT_EQ(r.size(), 5u);
-  for (const auto& x : r) EXPECT_EQ(x.outcome, Outcome::kDelivered) << x.diagnostic;
+  for (const auto& x : r) EXPECT_EQ(x.outcome, Outcome::kDelivered) << x.why();
   EXPECT_EQ(on_server([&] { return server_.bodies.size(); }), 3u) << "2 + 2 + 1 recipients";
   EXPECT_EQ(transport().stats().transactions, 3u);
 }
@@ -200,10 +200,16 @@ TEST_F(RemoteTransportTest, EachRecipientGetsItsOwnReply) {
   ASSERT_EQ(r.size(), 3u);
   EXPECT_EQ(r[0].outcome, Outcome::kDelivered);
   EXPECT_EQ(r[1].outcome, Outcome::kFailed);
-  EXPECT_EQ(r[1].code, 550);
-  EXPECT_EQ(r[1].diagnostic, "5.1.1 no such user");
+  EXPECT_EQ(r[1].reply.code, 550);
+  EXPECT_EQ(r[1].why(), "5.1.1 no such user");
   EXPECT_EQ(r[2].outcome, Outcome::kDeferred);
-  EXPECT_EQ(r[2].code, 451);
+  EXPECT_EQ(r[2].reply.code, 451);
+  // Typed (issue 11): the next hop's answers, as they were, and its 4.3.0 is not ours: no
+  // storage trouble here for the scheduler to check.
+  for (const auto& x : r) EXPECT_TRUE(x.peer_reply) << x.why();
+  EXPECT_EQ(r[2].reply.enhanced, "4.3.0");
+  EXPECT_EQ(r[2].reply.text, "try later");
+  EXPECT_FALSE(r[2].storage_trouble);
 }
 
 TEST_F(RemoteTransportTest, AnUnreachableMxIsSkippedForTheNextOne) {
@@ -215,7 +221,7 @@ TEST_F(RemoteTransportTest, AnUnreachableMxIsSkippedForTheNextOne) {
     r.set_status("backup.example.net", dns::Type::kAaaa, dns::Status::kNoData);
   };
   auto r = deliver(store({"bob@example.net"}));
-  EXPECT_EQ(r.at(0).outcome, Outcome::kDelivered) << r.at(0).diagnostic;
+  EXPECT_EQ(r.at(0).outcome, Outcome::kDelivered) << r.at(0).why();
   EXPECT_EQ(r.at(0).remote_host, "backup.example.net");
   EXPECT_EQ(transport().stats().connect_failures, 1u);
 }
@@ -224,7 +230,11 @@ TEST_F(RemoteTransportTest, A421GreetingOnTheOnlyHostDefers) {
   server_.greeting = "421 4.3.2 too busy\r\n";
   auto r = deliver(store({"bob@example.net"}));
   EXPECT_EQ(r.at(0).outcome, Outcome::kDeferred);
-  EXPECT_NE(r.at(0).diagnostic.find("421 4.3.2 too busy"), std::string::npos) << r.at(0).diagnostic;
+  EXPECT_EQ(r.at(0).reply.code, 421) << r.at(0).why();
+  EXPECT_EQ(r.at(0).reply.enhanced, "4.3.2") << r.at(0).why();
+  EXPECT_TRUE(r.at(0).reply.text.starts_with("too busy (")) << r.at(0).why();
+  EXPECT_TRUE(r.at(0).peer_reply) << "the server's answer: its code is recorded and quoted in a DSN";
+  EXPECT_EQ(r.at(0).remote_host, "mx.example.net");
 }
 
 TEST_F(RemoteTransportTest, RouteFailuresAreClassified) {
@@ -239,13 +249,13 @@ TEST_F(RemoteTransportTest, RouteFailuresAreClassified) {
   auto r = deliver(store({"a@null.test", "b@broken.test", "c@nowhere.test", "d@loop.test"}));
   ASSERT_EQ(r.size(), 4u);
   EXPECT_EQ(r[0].outcome, Outcome::kFailed);
-  EXPECT_EQ(r[0].diagnostic.substr(0, 6), "5.1.10");
+  EXPECT_EQ(r[0].why().substr(0, 6), "5.1.10");
   EXPECT_EQ(r[1].outcome, Outcome::kDeferred) << "SERVFAIL never bounces";
-  EXPECT_EQ(r[1].diagnostic.substr(0, 5), "4.4.3");
+  EXPECT_EQ(r[1].why().substr(0, 5), "4.4.3");
   EXPECT_EQ(r[2].outcome, Outcome::kFailed);
-  EXPECT_EQ(r[2].diagnostic.substr(0, 5), "5.1.2");
+  EXPECT_EQ(r[2].why().substr(0, 5), "5.1.2");
   EXPECT_EQ(r[3].outcome, Outcome::kFailed);
-  EXPECT_EQ(r[3].diagnostic.substr(0, 5), "5.4.6");
+  EXPECT_EQ(r[3].why().substr(0, 5), "5.4.6");
   EXPECT_EQ(on_server([&] { return server_.connections; }), 0);
 }
 
@@ -255,7 +265,7 @@ TEST_F(RemoteTransportTest, ASmarthostTakesEverythingWithoutMxLookups) {
   zone_ = [](dns::FakeResolver&) {};  // no DNS at all
   auto r = deliver(store({"x@one.test", "y@two.test"}));
   ASSERT_EQ(r.size(), 2u);
-  for (const auto& x : r) EXPECT_EQ(x.outcome, Outcome::kDelivered) << x.diagnostic;
+  for (const auto& x : r) EXPECT_EQ(x.outcome, Outcome::kDelivered) << x.why();
   EXPECT_EQ(on_server([&] { return server_.bodies.size(); }), 1u) << "one transaction for both domains";
 }
 
@@ -267,16 +277,16 @@ TEST_F(RemoteTransportTest, AReusedConnectionTheServerEndedIsReplacedNotDeferred
     return line == "RSET" ? "421 4.7.0 one message per connection\r\n" + smtp::client::testing::kClose : "";
   };
   auto first = deliver(store({"bob@example.net"}));
-  EXPECT_EQ(first.at(0).outcome, Outcome::kDelivered) << first.at(0).diagnostic;
+  EXPECT_EQ(first.at(0).outcome, Outcome::kDelivered) << first.at(0).why();
   auto second = deliver(store({"bob@example.net"}));
-  EXPECT_EQ(second.at(0).outcome, Outcome::kDelivered) << second.at(0).diagnostic;
+  EXPECT_EQ(second.at(0).outcome, Outcome::kDelivered) << second.at(0).why();
   EXPECT_EQ(on_server([&] { return server_.connections; }), 2) << "a new connection to the same host";
 }
 
 TEST_F(RemoteTransportTest, ALostConnectionAfterTheDataDefers) {
   server_.script = [](const std::string& line) -> std::string { return line == "." ? smtp::client::testing::kClose : ""; };
   auto r = deliver(store({"bob@example.net"}));
-  EXPECT_EQ(r.at(0).outcome, Outcome::kDeferred) << r.at(0).diagnostic;
+  EXPECT_EQ(r.at(0).outcome, Outcome::kDeferred) << r.at(0).why();
 }
 
 TEST_F(RemoteTransportTest, NoMoreConnectionsToOneDestinationThanItsLimit) {
@@ -288,7 +298,7 @@ TEST_F(RemoteTransportTest, NoMoreConnectionsToOneDestinationThanItsLimit) {
   ASSERT_EQ(results.size(), 8u);
   for (const auto& r : results) {
     ASSERT_EQ(r.size(), 1u);
-    EXPECT_EQ(r[0].outcome, Outcome::kDelivered) << r[0].diagnostic;
+    EXPECT_EQ(r[0].outcome, Outcome::kDelivered) << r[0].why();
   }
   EXPECT_EQ(on_server([&] { return server_.bodies.size(); }), 8u);
   EXPECT_EQ(on_server([&] { return server_.max_open_connections; }), 2)
@@ -308,7 +318,7 @@ TEST_F(RemoteTransportTest, NoMoreConnectionsInAllThanTheLimitAndAStarvedDestina
   ASSERT_EQ(results.size(), 4u);
   for (const auto& r : results) {
     ASSERT_EQ(r.size(), 1u);
-    EXPECT_EQ(r[0].outcome, Outcome::kDelivered) << r[0].diagnostic;
+    EXPECT_EQ(r[0].outcome, Outcome::kDelivered) << r[0].why();
   }
   EXPECT_EQ(on_server([&] { return server_.bodies.size(); }), 4u);
   EXPECT_EQ(on_server([&] { return server_.connections; }), 4) << "one connection per destination";
@@ -331,7 +341,7 @@ TEST_F(RemoteTransportTest, AHostWhoseSizeIsBelowTheMessageIsSkippedForTheNextOn
     return ++*ehlos == 1 ? "250-small.test\r\n250 SIZE 10\r\n" : "250-big.test\r\n250 SIZE 1000000\r\n";
   };
   auto r = deliver(store({"bob@example.net"}));
-  EXPECT_EQ(r.at(0).outcome, Outcome::kDelivered) << r.at(0).diagnostic;
+  EXPECT_EQ(r.at(0).outcome, Outcome::kDelivered) << r.at(0).why();
   EXPECT_EQ(r.at(0).remote_host, "big.example.net");
   EXPECT_EQ(on_server([&] { return server_.connections; }), 2);
   EXPECT_EQ(on_server([&] { return server_.bodies.size(); }), 1u);
@@ -349,8 +359,8 @@ TEST_F(RemoteTransportTest, AMessageAboveEveryHostsSizeFails534) {
   auto r = deliver(store({"bob@example.net", "carol@example.net"}));
   ASSERT_EQ(r.size(), 2u);
   for (const auto& x : r) {
-    EXPECT_EQ(x.outcome, Outcome::kFailed) << x.diagnostic;
-    EXPECT_EQ(x.diagnostic.substr(0, 6), "5.3.4 ") << x.diagnostic;
+    EXPECT_EQ(x.outcome, Outcome::kFailed) << x.why();
+    EXPECT_EQ(x.why().substr(0, 6), "5.3.4 ") << x.why();
   }
   EXPECT_EQ(on_server([&] { return server_.connections; }), 2) << "both hosts were asked";
   auto commands = on_server([&] { return server_.commands; });
@@ -369,8 +379,8 @@ TEST_F(RemoteTransportTest, TooBigForOneHostAndTheOtherUnreachableIsDeferredNotF
   };
   server_.ehlo = "250-fake.test\r\n250 SIZE 10\r\n";
   auto r = deliver(store({"bob@example.net"}));
-  EXPECT_EQ(r.at(0).outcome, Outcome::kDeferred) << r.at(0).diagnostic;
-  EXPECT_EQ(r.at(0).diagnostic.substr(0, 2), "4.") << r.at(0).diagnostic;
+  EXPECT_EQ(r.at(0).outcome, Outcome::kDeferred) << r.at(0).why();
+  EXPECT_EQ(r.at(0).why().substr(0, 2), "4.") << r.at(0).why();
 }
 
 TEST_F(RemoteTransportTest, AnUnreachableIpv6AddressFallsBackToTheHostsIpv4One) {
@@ -390,7 +400,7 @@ TEST_F(RemoteTransportTest, AnUnreachableIpv6AddressFallsBackToTheHostsIpv4One) 
   };
   options_.prefer_ipv4 = false;  // the AAAA addresses first
   auto r = deliver(store({"bob@example.net"}));
-  EXPECT_EQ(r.at(0).outcome, Outcome::kDelivered) << r.at(0).diagnostic;
+  EXPECT_EQ(r.at(0).outcome, Outcome::kDelivered) << r.at(0).why();
   EXPECT_EQ(r.at(0).remote_host, "mx.example.net");
   RemoteStats s = transport().stats();
   EXPECT_EQ(s.connect_failures, 1u) << "::1 was tried first, and refused";

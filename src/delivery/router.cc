@@ -26,7 +26,8 @@ struct Join {
       if (--outstanding > 0) return;
       // Missing answers count as deferred (transport.h); order as asked.
       for (std::uint32_t index : order) {
-        queue::RecipientResult found{index, queue::RecipientResult::Outcome::kDeferred, "4.4.0 no result", 0, ""};
+        queue::RecipientResult found =
+            queue::RecipientResult::local(index, queue::RecipientResult::Outcome::kDeferred, "4.4.0", "no result");
         for (auto& r : results) {
           if (r.index == index) {
             found = std::move(r);

@@ -23,14 +23,15 @@ class OneDomain final : public auth::Directory {
   base::Status refresh() override { return {}; }
 };
 
-// Answers every recipient with `outcome`, naming itself in the diagnostic; remembers jobs.
+// Answers every recipient with `outcome`, naming itself in the reply text; remembers jobs.
 class Recorder final : public queue::Transport {
  public:
   Recorder(std::string name, Outcome outcome) : name_(std::move(name)), outcome_(outcome) {}
   void deliver(queue::DeliveryJob job, std::function<void(std::vector<RecipientResult>)> done) override {
     std::vector<RecipientResult> r;
     for (auto it = job.recipients.rbegin(); it != job.recipients.rend(); ++it) {  // any order
-      r.push_back({*it, outcome_, name_, 0, ""});
+      std::string_view status = outcome_ == Outcome::kDelivered ? "2.0.0" : outcome_ == Outcome::kFailed ? "5.0.0" : "4.0.0";
+      r.push_back(RecipientResult::local(*it, outcome_, status, name_));
     }
     jobs.push_back(job.recipients);
     done(std::move(r));
@@ -78,13 +79,13 @@ TEST(Router, SplitsByDomainAndJoinsInTheOrderAsked) {
   EXPECT_EQ(calls, 1);
   ASSERT_EQ(got.size(), 4u);
   EXPECT_EQ(got[0].index, 3u);
-  EXPECT_EQ(got[0].diagnostic, "remote");
+  EXPECT_EQ(got[0].reply.text, "remote");
   EXPECT_EQ(got[1].index, 0u);
-  EXPECT_EQ(got[1].diagnostic, "local");
+  EXPECT_EQ(got[1].reply.text, "local");
   EXPECT_EQ(got[2].index, 1u);
-  EXPECT_EQ(got[2].diagnostic, "remote");
+  EXPECT_EQ(got[2].reply.text, "remote");
   EXPECT_EQ(got[3].index, 2u);
-  EXPECT_EQ(got[3].diagnostic, "local");
+  EXPECT_EQ(got[3].reply.text, "local");
   ASSERT_EQ(local.jobs.size(), 1u);
   EXPECT_EQ(local.jobs[0], (std::vector<std::uint32_t>{0, 2}));
   ASSERT_EQ(remote.jobs.size(), 1u);
@@ -98,7 +99,7 @@ TEST(Router, AWhollyLocalOrRemoteJobGoesThroughWhole) {
   int calls = 0;
   router.deliver(job_for({"a@here.test"}), [&](std::vector<RecipientResult> r) {
     ++calls;
-    EXPECT_EQ(r.at(0).diagnostic, "local");
+    EXPECT_EQ(r.at(0).reply.text, "local");
   });
   router.deliver(job_for({"a@there.test", "b@there.test"}), [&](std::vector<RecipientResult> r) {
     ++calls;

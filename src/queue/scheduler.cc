@@ -23,6 +23,8 @@
 #include "base/strings.h"
 #include "mail/dsn.h"
 #include "queue/notice.h"
+#include "queue/notice_policy.h"
+#include "queue/retry_policy.h"
 
 namespace petrel::queue {
 namespace {
@@ -158,20 +160,6 @@ std::string iso_time(Seconds s) {
   return buf;
 }
 
-// "4.2.2 mailbox full" → {"4.2.2", "mailbox full"}; no leading status code → {"", all}.
-std::pair<std::string, std::string> split_diagnostic(std::string_view d) {
-  auto sp = d.find(' ');
-  std::string_view first = d.substr(0, sp);
-  int dots = 0;
-  bool ok = first.size() >= 5 && (first[0] == '2' || first[0] == '4' || first[0] == '5') && first[1] == '.';
-  for (char c : first) {
-    if (c == '.') ++dots;
-    else if (c < '0' || c > '9') ok = false;
-  }
-  if (!ok || dots != 2) return {"", std::string(d)};
-  return {std::string(first), sp == std::string_view::npos ? "" : std::string(d.substr(sp + 1))};
-}
-
 std::string rcpt_name(const mail::Envelope& e, std::uint32_t i) {
   if (i >= e.recipients.size()) return "#" + std::to_string(i);
   const auto& a = e.recipients[i].address;
@@ -245,8 +233,9 @@ struct Scheduler::Impl {
   Impl(const Spool& sp, StateSink& sk, Transport& tr, base::Clock& cl, SchedulerConfig cf, Intake* nt,
        std::shared_ptr<Inbox> in)
       : spool(sp), sink(sk), transport(tr), clock(cl), config(cf), notices(nt), inbox(std::move(in)) {
-    config.retry_first = std::max(config.retry_first, std::chrono::seconds(1));
-    config.retry_max = std::max(config.retry_max, config.retry_first);
+    retry = RetryPolicy{config.retry_first, config.retry_max, config.lifetime, config.delay_warning}.normalized();
+    config.retry_first = retry.retry_first;
+    config.retry_max = retry.retry_max;
     config.concurrency = std::max<std::size_t>(config.concurrency, 1);
   }
 
@@ -255,10 +244,43 @@ struct Scheduler::Impl {
   Transport& transport;
   base::Clock& clock;
   SchedulerConfig config;
+  RetryPolicy retry;  // retry_policy.h: when to try again, when to give up
   Intake* notices;
   std::shared_ptr<Inbox> inbox;
 
-  mutable std::mutex mu;  // held by load()/tick(); lets snapshot() and stats() look from outside
+  // The view: held by load()/tick() while they change the state below, released around every
+  // disk access (off_lock()), so snapshot() and memory_bytes() look from outside without
+  // waiting on I/O. Only the ticking thread changes the state, and tick_mu lets one load()/tick()
+  // run at a time, so what a tick holds stays valid while the view is released.
+  mutable std::mutex mu;
+  std::mutex tick_mu;
+  std::unique_lock<std::mutex>* view = nullptr;  // `mu` as load()/tick() hold it
+  // Runs `io` (a disk access) with the view released; back under it on return.
+  template <class F>
+  decltype(auto) off_lock(F&& io) {
+    struct Relock {
+      std::unique_lock<std::mutex>* l;
+      ~Relock() {
+        if (l) l->lock();
+      }
+    } relock{view};
+    if (view) view->unlock();
+    return io();
+  }
+  // Inside off_lock(): back under the view for a change (a scan's callback).
+  std::unique_lock<std::mutex> under_view() {
+    return view ? std::unique_lock<std::mutex>(mu) : std::unique_lock<std::mutex>();
+  }
+  // What stats() reports, copied at the end of load() and of each tick under its own mutex,
+  // which is never held across I/O: stats() answers while a tick waits on the disk.
+  mutable std::mutex published_mu;
+  Stats published;
+  void publish() {
+    std::lock_guard lk(published_mu);
+    published = stats;
+    published.pending = entries.size();
+    published.in_flight = in_flight.size();
+  }
   std::unordered_map<IdKey, Entry, IdHash> entries;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> heap;
   std::map<std::uint64_t, std::uint64_t> pending_per_segment;  // segment → entries recorded in it
@@ -290,18 +312,13 @@ struct Scheduler::Impl {
   std::size_t limit_slack = 0;  // read_in_one()
   std::size_t limit() const { return std::max<std::size_t>(config.active_limit, 1) + limit_slack; }
 
-  Seconds expire_at(const Entry& e) const { return e.received_at + config.lifetime.count(); }
+  Seconds expire_at(const Entry& e) const { return retry.expire_at(e.received_at); }
   Seconds rcpt_next(const Entry& e, const Rcpt& r) const { return r.next_rel == 0 ? 0 : e.received_at + r.next_rel; }
   void set_next(const Entry& e, Rcpt& r, Seconds at) {
     Seconds rel = at - e.received_at;
     r.next_rel = static_cast<std::uint32_t>(std::clamp<Seconds>(rel, 1, std::numeric_limits<std::uint32_t>::max()));
   }
-  Seconds backoff(std::uint32_t attempts) const {
-    // retry_first after the first attempt, then doubling, capped at retry_max.
-    Seconds d = config.retry_first.count();
-    for (std::uint32_t i = 1; i < attempts && d < config.retry_max.count(); ++i) d *= 2;
-    return std::min<Seconds>(d, config.retry_max.count());
-  }
+  Seconds backoff(std::uint32_t attempts) const { return retry.backoff(attempts); }
 
   // ---- entries ----
 
@@ -447,8 +464,9 @@ struct Scheduler::Impl {
     // window's), and unmarked at the end.
     bool full = false;
     Position stop = r.to;
-    auto s = spool.for_each_record(
+    auto s = off_lock([&] { return spool.for_each_record(
         [&](const StoredMessage& m) {
+          auto held = under_view();
           Position p{m.segment, m.record_offset};
           if (p < r.from || !(p < r.to) || full) return;
           IdKey id = key_of(m.id);
@@ -463,6 +481,7 @@ struct Scheduler::Impl {
                  flags_of(m.envelope) | kFresh);
         },
         [&](const RecipientState& st, std::uint64_t) {
+          auto held = under_view();
           auto it = entries.find(key_of(st.id));
           // Not read in, or in memory before this pass (its state there is the newer one).
           if (it == entries.end() || !(it->second.flags & kFresh)) return;
@@ -474,7 +493,7 @@ struct Scheduler::Impl {
           rc.state = static_cast<std::uint8_t>(st.status);
           rc.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
           if (st.status == RecipientStatus::kDeferred) set_next(e, rc, st.next_attempt);
-        });
+        }); });
     if (!s) {
       for (auto it = entries.begin(); it != entries.end();) {  // the range is tried again whole
         auto cur = it++;
@@ -538,9 +557,10 @@ struct Scheduler::Impl {
       // Every recipient is final and durable: the body is not needed any more. (Should this
       // fail or crash, recovery deletes the file once the segment naming it is gone.)
       std::string path = spool.spill_path(id_of(it->first));
-      if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      int err = off_lock([&] { return ::unlink(path.c_str()) != 0 ? errno : 0; });
+      if (err != 0 && err != ENOENT) {
         PETREL_LOG(kWarn, "queue.unlink_failed", "id={} error=\"{}\"", id_of(it->first),
-                   base::errno_error(path, errno).message);
+                   base::errno_error(path, err).message);
       }
     }
     PETREL_LOG(kDebug, "queue.done", "id={}", id_of(it->first));
@@ -643,7 +663,7 @@ struct Scheduler::Impl {
   // what the last attempt said. One due later just expires.
   bool attempt_before_expiry(const Entry& e) const {
     for (const Rcpt& r : e.rcpts) {
-      if (!resting(r.state) && !r.busy && rcpt_next(e, r) <= expire_at(e)) return true;
+      if (!resting(r.state) && !r.busy && retry.still_tried(e.received_at, rcpt_next(e, r))) return true;
     }
     return false;
   }
@@ -658,7 +678,7 @@ struct Scheduler::Impl {
       schedule(id, e);
       return;
     }
-    auto m = spool.read_message_at(e.segment, e.record_offset);
+    auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
     if (!m) {
       // Cannot read it back: a temporary failure like any other (it may be an I/O hiccup).
       PETREL_LOG(kError, "queue.read_failed", "id={} error=\"{}\"", id_of(id), base::log_escape(m.error().message));
@@ -666,7 +686,8 @@ struct Scheduler::Impl {
       for (std::uint32_t i : job.recipients) f.names.push_back("#" + std::to_string(i));
       std::vector<RecipientResult> results;
       for (std::uint32_t i : job.recipients) {
-        results.push_back({i, RecipientResult::Outcome::kDeferred, "4.3.0 cannot read the message from the spool", 0, ""});
+        results.push_back(RecipientResult::local(i, RecipientResult::Outcome::kDeferred, "4.3.0",
+                                                 "cannot read the message from the spool", true));
       }
       apply_results(id, std::move(results), now);
       return;
@@ -757,14 +778,15 @@ struct Scheduler::Impl {
       st.id = id_of(id);
       st.recipient = idx;
       st.attempts = static_cast<std::uint32_t>(e.rcpts[idx].attempts) + 1;
-      std::string why = res ? res->diagnostic : "4.4.0 the transport gave no result";
-      auto [enhanced, text] = split_diagnostic(why);
-      st.enhanced = std::move(enhanced);
-      st.text = std::move(text);
-      if (res) {
-        st.reply_code = res->code >= 200 && res->code <= 599 ? res->code : 0;
-        st.remote_host = res->remote_host;
-      }
+      const RecipientResult none = RecipientResult::local(idx, RecipientResult::Outcome::kDeferred, "4.4.0",
+                                                          "the transport gave no result");
+      const RecipientResult& r = res ? *res : none;
+      std::string why = r.why();
+      st.enhanced = r.reply.enhanced;
+      st.text = r.reply.text;
+      // Only a next hop's code is recorded (and quoted in a DSN); 0 when Petrel composed it.
+      st.reply_code = r.peer_reply && r.reply.code >= 200 && r.reply.code <= 599 ? static_cast<std::uint16_t>(r.reply.code) : 0;
+      st.remote_host = r.remote_host;
       auto outcome = res ? res->outcome : RecipientResult::Outcome::kDeferred;
       if (outcome == RecipientResult::Outcome::kDelivered) {
         st.status = RecipientStatus::kDelivered;
@@ -772,7 +794,7 @@ struct Scheduler::Impl {
         if (res->handoff == RecipientResult::Handoff::kRelayed) st.flags |= format::kStateFlagRelayed;
       } else if (outcome == RecipientResult::Outcome::kFailed) {
         st.status = RecipientStatus::kFailed;
-      } else if (now >= expire_at(e)) {
+      } else if (retry.expired(e.received_at, now)) {
         // RFC 3463 4.4.7 "delivery time expired"; the last attempt's answer stays in the text.
         st.status = RecipientStatus::kExpired;
         st.text = "not delivered within the queue lifetime; last attempt: " + why;
@@ -792,28 +814,27 @@ struct Scheduler::Impl {
     schedule(id, e);
   }
 
-  // A delivery that failed with a local error (4.3.0: the transport could not read or write
-  // something) may have met a damaged body. If the spool confirms the damage, the message is
+  // A delivery deferred for storage trouble (RecipientResult::storage_trouble: the transport
+  // could not read or write something) may have met a damaged body. If the spool confirms the damage, the message is
   // moved to quarantine (spool.h) and its recipients fail with 5.3.0 (a bounce without the
   // original), instead of being retried for the whole lifetime.
   void quarantine_if_damaged(const IdKey& id, Entry& e, std::vector<RecipientResult>& results) {
     bool local_error = std::any_of(results.begin(), results.end(), [](const RecipientResult& r) {
-      return r.outcome == RecipientResult::Outcome::kDeferred && r.diagnostic.rfind("4.3.0", 0) == 0;
+      return r.outcome == RecipientResult::Outcome::kDeferred && r.storage_trouble;
     });
     if (!local_error) return;
-    auto m = spool.read_message_at(e.segment, e.record_offset);
+    auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
     if (!m) return;
-    auto damage = spool.check_body(*m);
+    auto damage = off_lock([&] { return spool.check_body(*m); });
     if (!damage || !*damage) return;  // whole, or the check itself failed: a temporary error
-    if (auto q = spool.quarantine_message(*m, **damage); !q) {
+    if (auto q = off_lock([&] { return spool.quarantine_message(*m, **damage); }); !q) {
       PETREL_LOG(kError, "queue.quarantine_failed", "id={} error=\"{}\"", id_of(id), base::log_escape(q.error().message));
       return;
     }
     e.spill = false;  // moved to quarantine/
     for (auto& r : results) {
-      r.outcome = RecipientResult::Outcome::kFailed;
-      r.code = 0;
-      r.diagnostic = "5.3.0 the message was damaged in the queue and moved to quarantine (" + **damage + ")";
+      r = RecipientResult::local(r.index, RecipientResult::Outcome::kFailed, "5.3.0",
+                                 "the message was damaged in the queue and moved to quarantine (" + **damage + ")");
     }
   }
 
@@ -826,7 +847,7 @@ struct Scheduler::Impl {
       Rcpt& r = e.rcpts[i];
       if (resting(r.state) || r.busy) continue;
       if (!m) {  // only for the addresses in the log lines
-        auto read = spool.read_message_at(e.segment, e.record_offset);
+        auto read = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
         m = read ? std::move(*read) : StoredMessage{};
       }
       RecipientState st;
@@ -855,8 +876,7 @@ struct Scheduler::Impl {
       deferred = deferred || st.status == RecipientStatus::kDeferred;
     }
     bool null_sender = e.flags & kNullSender;
-    bool delay = deferred && !null_sender && !(e.flags & kDelayWarned) && config.delay_warning.count() > 0 &&
-                 now - e.received_at >= config.delay_warning.count();
+    bool delay = deferred && !null_sender && !(e.flags & kDelayWarned) && retry.delay_warning_due(e.received_at, now);
     bool double_bounce = null_sender && bounce && !config.double_bounce_to.empty();
     if (notices == nullptr || (null_sender ? !double_bounce : !(bounce || success || delay))) {
       if ((bounce || success) && (null_sender || notices == nullptr)) {
@@ -866,7 +886,7 @@ struct Scheduler::Impl {
       submit(std::move(commit));
       return;
     }
-    auto m = spool.read_message_at(e.segment, e.record_offset);
+    auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
     if (!m) {
       if (!bounce) {  // a success or delay notice is not worth holding the outcome back for
         submit(std::move(commit));
@@ -908,12 +928,14 @@ struct Scheduler::Impl {
     ++stats.recording;
     NoticeConfig nc{config.hostname, config.postmaster};
     std::shared_ptr<Inbox> box = inbox;
-    queue_notice(
-        spool, *notices, *m, std::move(dsn), nc, now,
-        [box, commit](base::Status s, const std::string& dsn_id) {
-          box->push([&] { box->notices.push_back({commit, std::move(s), dsn_id}); });
-        },
-        route);
+    off_lock([&] {  // reads the original to quote it
+      queue_notice(
+          spool, *notices, *m, std::move(dsn), nc, now,
+          [box, commit](base::Status s, const std::string& dsn_id) {
+            box->push([&] { box->notices.push_back({commit, std::move(s), dsn_id}); });
+          },
+          route);
+    });
   }
 
   // Which of `c`'s outcomes the sender asked to hear about (RFC 3461 4.1: NOTIFY absent means
@@ -927,36 +949,19 @@ struct Scheduler::Impl {
       const RecipientState& st = c.states[k];
       if (st.recipient >= env.recipients.size()) continue;
       const mail::Recipient& r = env.recipients[st.recipient];
-      bool failed = bounce_state(st.status);
-      bool delayed = delay && st.status == RecipientStatus::kDeferred;
-      bool unspecified = r.notify == mail::kNotifyUnspecified;
-      bool want = false;
-      if (all_failures) {
-        want = failed;
-      } else if (failed) {
-        want = unspecified || (r.notify & mail::kNotifyFailure);
-      } else if (delayed) {
-        want = unspecified || (r.notify & mail::kNotifyDelay);
-      } else {
-        // A next hop that took NOTIFY on reports the success itself (RFC 3461: one notice).
-        want = st.status == RecipientStatus::kDelivered && (r.notify & mail::kNotifySuccess) &&
-               !(st.flags & format::kStateFlagDsnPassedOn);
-      }
-      if (!want || (!all_failures && (r.notify & mail::kNotifyNever))) continue;
+      auto action = notice_for(st.status, st.flags, r.notify, delay, all_failures);  // notice_policy.h
+      if (!action) continue;
       mail::DsnRecipient d;
       d.recipient = r.address;
       d.orcpt_type = r.orcpt_type;
       d.orcpt = r.orcpt;
-      d.action = failed                                      ? mail::DsnAction::kFailed
-                 : delayed                                   ? mail::DsnAction::kDelayed
-                 : (st.flags & format::kStateFlagRelayed) != 0 ? mail::DsnAction::kRelayed
-                                                             : mail::DsnAction::kDelivered;
-      d.status = !st.enhanced.empty() ? st.enhanced : failed ? "5.0.0" : delayed ? "4.0.0" : "2.0.0";
+      d.action = *action;
+      d.status = notice_status(*action, st.enhanced);
       d.remote_mta = st.remote_host;
       d.diagnostic = st.reply_code != 0 ? std::to_string(st.reply_code) + " " : "";
       d.diagnostic += st.enhanced.empty() ? st.text : st.enhanced + " " + st.text;
       d.last_attempt = now;
-      if (delayed) d.will_retry_until = expire_at(e);
+      if (*action == mail::DsnAction::kDelayed) d.will_retry_until = expire_at(e);
       out.push_back(std::move(d));
     }
     return out;
@@ -1012,7 +1017,7 @@ struct Scheduler::Impl {
   // A message the operator names that waits on disk: read in now, even past the window's
   // limit (by one). end() when it is not pending.
   std::unordered_map<IdKey, Entry, IdHash>::iterator read_in_one(const std::string& id, Seconds now) {
-    auto found = spool.find(id);
+    auto found = off_lock([&] { return spool.find(id); });
     if (!found || !*found) return entries.end();
     Position p{(*found)->segment, (*found)->record_offset};
     ++limit_slack;
@@ -1232,7 +1237,7 @@ struct Scheduler::Impl {
   // message, never the current one, never one with damage not yet quarantined.
   void retire_segments(std::uint64_t current) {
     retire_check = false;
-    auto segs = spool.list_segments();
+    auto segs = off_lock([&] { return spool.list_segments(); });
     if (!segs) {
       PETREL_LOG(kError, "queue.retire_failed", "error=\"{}\"", base::log_escape(segs.error().message));
       return;
@@ -1245,7 +1250,7 @@ struct Scheduler::Impl {
     for (std::uint64_t seq : *segs) {
       if (seq >= limit) break;
       if (spool.damaged_segments().count(seq)) continue;
-      if (auto s = spool.remove_segment(seq); !s) {
+      if (auto s = off_lock([&] { return spool.remove_segment(seq); }); !s) {
         PETREL_LOG(kError, "queue.retire_failed", "segment={} error=\"{}\"", seq, base::log_escape(s.error().message));
         retire_check = true;  // try again next time
         return;
@@ -1287,8 +1292,14 @@ Scheduler::~Scheduler() {
 }
 
 base::Status Scheduler::load() {
-  std::lock_guard lk(impl_->mu);
-  return impl_->load();
+  std::lock_guard serial(impl_->tick_mu);
+  std::unique_lock view(impl_->mu);
+  impl_->view = &view;
+  base::Status s = impl_->load();
+  impl_->view = nullptr;
+  view.unlock();
+  impl_->publish();
+  return s;
 }
 
 void Scheduler::enqueue(const StoredMessage& m) {
@@ -1297,8 +1308,14 @@ void Scheduler::enqueue(const StoredMessage& m) {
 }
 
 Scheduler::TimePoint Scheduler::tick() {
-  std::lock_guard lk(impl_->mu);
-  return impl_->tick();
+  std::lock_guard serial(impl_->tick_mu);
+  std::unique_lock view(impl_->mu);
+  impl_->view = &view;
+  TimePoint next = impl_->tick();
+  impl_->view = nullptr;
+  view.unlock();
+  impl_->publish();
+  return next;
 }
 
 void Scheduler::start() {
@@ -1359,11 +1376,8 @@ std::vector<MessageSummary> Scheduler::snapshot() const {
 }
 
 Scheduler::Stats Scheduler::stats() const {
-  std::lock_guard lk(impl_->mu);
-  Stats s = impl_->stats;
-  s.pending = impl_->entries.size();
-  s.in_flight = impl_->in_flight.size();
-  return s;
+  std::lock_guard lk(impl_->published_mu);  // never the tick's: see Impl::publish()
+  return impl_->published;
 }
 
 std::size_t Scheduler::memory_bytes() const {

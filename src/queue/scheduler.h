@@ -41,7 +41,7 @@
 // Thread: enqueue(), the transport's `done` and the StateSink's `done` may come from any
 // thread (they go through a mutex-protected inbox); everything else runs on the one thread
 // that calls load() and tick() (or run()). snapshot() and stats() may be called from any
-// thread.
+// thread and never wait for a tick's disk I/O (queue/README.md, "Where each job lives").
 #pragma once
 
 #include <chrono>

@@ -51,7 +51,8 @@ class FakeTransport final : public Transport {
     std::lock_guard lk(mu_);
     return jobs_.size();
   }
-  std::string deferred_why = "4.2.2 mailbox full";  // the diagnostic of kDeferred answers
+  mail::Reply deferred_reply = mail::reply(451, "4.2.2", "mailbox full");  // of kDeferred answers
+  bool deferred_storage_trouble = false;                                  // of kDeferred answers
   RecipientResult::Handoff handoff = RecipientResult::Handoff::kFinal;  // of kDelivered answers
   // Lanes by the first recipient's domain, each `lane_limit` wide; 0: no lanes (the default).
   std::size_t lane_limit = 0;
@@ -81,8 +82,12 @@ class FakeTransport final : public Transport {
       done = std::move(j.done);
       for (std::uint32_t r : j.job.recipients) {
         Outcome o = outcome(r);
-        std::string d = o == Outcome::kDelivered ? "2.0.0 ok" : o == Outcome::kFailed ? "5.1.1 no such user" : deferred_why;
-        results.push_back({r, o, d, 0, "", handoff});
+        RecipientResult res = o == Outcome::kDelivered ? RecipientResult::local(r, o, "2.0.0", "ok")
+                              : o == Outcome::kFailed  ? RecipientResult::local(r, o, "5.1.1", "no such user")
+                                                       : RecipientResult::local(r, o, deferred_reply.enhanced,
+                                                                                deferred_reply.text, deferred_storage_trouble);
+        res.handoff = handoff;
+        results.push_back(std::move(res));
       }
     }
     done(std::move(results));
@@ -467,6 +472,43 @@ TEST_F(SchedulerTest, AFailedRecordOfADeferralKeepsTheRecipientPending) {
   transport_->answer_all(1, Outcome::kDelivered);
   settle();
   EXPECT_EQ(sched_->stats().pending, 0u);
+}
+
+// Issue 11: stats() and snapshot() never wait for a tick that is on the disk. The tick that
+// retires a segment syncs log/ (SpoolIo::fsync, on the ticking thread); while it is in there,
+// another thread asks for both.
+TEST_F(SchedulerTest, StatsAnswerWhileATickWaitsOnTheDisk) {
+  config_.segment_size = 4096;  // a few messages per segment, so that some retire
+  const std::thread::id ticking = std::this_thread::get_id();
+  std::atomic<bool> armed{false};
+  std::future<Scheduler::Stats> asked;
+  std::future<std::vector<MessageSummary>> looked;
+  bool answered = false, shown = false;
+  io_.fsync = [&](int fd) {
+    if (std::this_thread::get_id() == ticking && armed.exchange(false)) {
+      asked = std::async(std::launch::async, [&] { return sched_->stats(); });
+      answered = asked.wait_for(3s) == std::future_status::ready;
+      looked = std::async(std::launch::async, [&] { return sched_->snapshot(); });
+      shown = looked.wait_for(3s) == std::future_status::ready;
+    }
+    return ::fsync(fd);
+  };
+  open();
+  std::string body(1500, 'x');
+  for (int i = 0; i < 8; ++i) put(1, body);
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 8u);
+  for (std::size_t i = 0; i < 8; ++i) transport_->answer_all(i, Outcome::kDelivered);
+  armed = true;
+  settle();
+  sched_->tick();
+  EXPECT_FALSE(armed) << "no segment was retired: the test did not wait on the disk";
+  EXPECT_TRUE(answered) << "stats() waited for the tick's disk I/O";
+  EXPECT_TRUE(shown) << "snapshot() waited for the tick's disk I/O";
+  if (asked.valid()) asked.get();
+  if (looked.valid()) looked.get();
+  EXPECT_GE(sched_->stats().retired_segments, 1u);
+  close();
 }
 
 TEST_F(SchedulerTest, RetiringDeletesOldFinishedSegmentsOnly) {
@@ -959,7 +1001,8 @@ TEST_F(NoticeTest, ADamagedBodyIsQuarantinedAndBouncedWithoutTheOriginal) {
   sched_->tick();
   ASSERT_EQ(transport_->count(), 1u);
   std::filesystem::resize_file(spool_->spill_path(id), 100);  // the disk lost part of it
-  transport_->deferred_why = "4.3.0 local delivery failed";
+  transport_->deferred_reply = mail::reply(451, "4.3.0", "local delivery failed");
+  transport_->deferred_storage_trouble = true;
   transport_->answer_all(0, Outcome::kDeferred);
   settle();
   EXPECT_EQ(sched_->stats().failed, 1u) << "not retried for five days";
@@ -980,6 +1023,24 @@ TEST_F(NoticeTest, ADamagedBodyIsQuarantinedAndBouncedWithoutTheOriginal) {
   EXPECT_EQ(sched_->stats().failed, 1u);
   EXPECT_EQ(sched_->stats().deferred, 1u);
   EXPECT_FALSE(std::filesystem::exists(spool_->quarantine_dir() + "/" + whole + ".record"));
+}
+
+// Issue 11: the body check follows the transport's typed flag, not the text of the answer. A
+// next hop's "451 4.3.0" is its own trouble: the queued body is not checked, nor quarantined.
+TEST_F(NoticeTest, ANextHopsOwn430IsNotStorageTroubleHere) {
+  config_.memory_per_message = 4096;
+  open();
+  std::string id = put(1, "Subject: big\r\n\r\n" + std::string(20000, 'x') + "\r\n");
+  sched_->tick();
+  ASSERT_EQ(transport_->count(), 1u);
+  std::filesystem::resize_file(spool_->spill_path(id), 100);  // damaged, but nobody says so
+  transport_->deferred_reply = mail::reply(451, "4.3.0", "mail system error at the next hop");
+  transport_->deferred_storage_trouble = false;
+  transport_->answer_all(0, Outcome::kDeferred);
+  settle();
+  EXPECT_EQ(sched_->stats().failed, 0u);
+  EXPECT_EQ(sched_->stats().deferred, 1u);
+  EXPECT_FALSE(std::filesystem::exists(spool_->quarantine_dir() + "/" + id + ".record"));
 }
 
 // ---- operator commands ----

@@ -6,9 +6,11 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <deque>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -129,6 +131,71 @@ using RecordFn = std::function<void(std::uint64_t offset, const format::RecordHe
 // A corrupt region in the middle of a segment: `length` bytes at `offset` of the file open as `fd`.
 using RegionFn = std::function<void(int fd, std::uint64_t offset, std::uint64_t length)>;
 
+// The CRC of any byte range [a, b) of a file, without reading the range: from prefix CRCs
+// Q(x) = crc32 of bytes [base, x), kept at every kBlock-th offset, crc[a, b) is
+// crc32_combine(Q(a), Q(b), b - a) (CRC-32 is linear: Q(b) = Q(a)·x^(8(b-a)) + crc[a, b)), and
+// Q(x) is the entry below x continued over at most kBlock - 1 bytes. The table is computed
+// forward once, and entries below the last `a` asked for are dropped, so calls must not move
+// `a` back. Cost: each byte of [base, largest b) is read once for the table, plus at most
+// 2 × kBlock bytes per call; memory: one u32 per kBlock bytes between the last `a` and the
+// largest `b` (at most kMaxRecordPayload / kBlock × 4 = 1 MiB).
+class RangeCrc {
+ public:
+  static constexpr std::uint64_t kBlock = 64;
+
+  RangeCrc(int fd, std::uint64_t base, std::uint64_t size) : fd_(fd), base_(base), size_(size) { q_.push_back(0); }
+
+  base::Result<std::uint32_t> crc(std::uint64_t a, std::uint64_t b, std::uint64_t& bytes_read) {
+    PETREL_ASSERT(base_ <= a && a <= b && b <= size_, "RangeCrc range out of order");
+    std::uint64_t first = (a - base_) / kBlock;
+    PETREL_ASSERT(first >= first_, "RangeCrc asked to move back");
+    while (first_ < first && q_.size() > 1) {
+      q_.pop_front();
+      ++first_;
+    }
+    auto qa = prefix(a, bytes_read);
+    if (!qa) return qa.error();
+    auto qb = prefix(b, bytes_read);
+    if (!qb) return qb.error();
+    return static_cast<std::uint32_t>(::crc32_combine(*qa, *qb, static_cast<z_off_t>(b - a)));
+  }
+
+ private:
+  // Q(x).
+  base::Result<std::uint32_t> prefix(std::uint64_t x, std::uint64_t& bytes_read) {
+    std::uint64_t k = (x - base_) / kBlock;
+    // Extend the table to block k, reading forward in large chunks.
+    while (first_ + q_.size() - 1 < k) {
+      std::uint64_t at = base_ + (first_ + q_.size() - 1) * kBlock;
+      std::uint64_t blocks = std::min<std::uint64_t>(k - (first_ + q_.size() - 1), 1024);
+      auto n = static_cast<std::size_t>(std::min<std::uint64_t>(blocks * kBlock, size_ - at));
+      buf_.resize(n);
+      if (auto s = io::pread_all(fd_, buf_.data(), n, at, "read spool segment"); !s) return s.error();
+      bytes_read += n;
+      for (std::size_t off = 0; off + kBlock <= n; off += kBlock) {
+        q_.push_back(format::crc32(q_.back(), std::string_view(buf_.data() + off, kBlock)));
+      }
+    }
+    PETREL_ASSERT(k >= first_, "RangeCrc entry dropped");
+    std::uint32_t q = q_[k - first_];
+    std::uint64_t at = base_ + k * kBlock;
+    if (x > at) {
+      auto n = static_cast<std::size_t>(x - at);
+      buf_.resize(n);
+      if (auto s = io::pread_all(fd_, buf_.data(), n, at, "read spool segment"); !s) return s.error();
+      bytes_read += n;
+      q = format::crc32(q, std::string_view(buf_.data(), n));
+    }
+    return q;
+  }
+
+  int fd_;
+  std::uint64_t base_, size_;
+  std::uint64_t first_ = 0;       // the block index of q_[0]
+  std::deque<std::uint32_t> q_;   // q_[i] = Q(base_ + (first_ + i) × kBlock)
+  std::string buf_;
+};
+
 // Reads the records of one segment file, verifying each, resynchronising after damage.
 class SegmentScanner {
  public:
@@ -153,7 +220,7 @@ class SegmentScanner {
       }
       // Damage at `pos`: a valid record further on means the damage is in the middle (skip
       // it); none means a torn tail (a batch that was being written when we stopped).
-      auto next = find_next(pos + 1);
+      auto next = find_next(pos + 1, report.resync_bytes_read);
       if (!next) return next.error();
       if (!*next) {
         report.torn_tail_bytes += size_ - pos;
@@ -186,19 +253,28 @@ class SegmentScanner {
     return std::optional<format::RecordHeader>(*h);
   }
 
-  // The offset of the next valid record at or after `from`, found by its magic.
-  base::Result<std::optional<std::uint64_t>> find_next(std::uint64_t from) {
+  // The offset of the next valid record at or after `from`, found by its magic. Each
+  // candidate's CRC is checked without reading its payload (RangeCrc): a region full of fake
+  // headers claiming long payloads costs linear work, not one payload read per candidate.
+  base::Result<std::optional<std::uint64_t>> find_next(std::uint64_t from, std::uint64_t& bytes_read) {
     constexpr std::size_t kChunk = 64 * 1024;
     const std::size_t m = format::kRecordMagic.size();
+    if (!ranges_) ranges_.emplace(fd_, from, size_);
     std::string chunk;
     for (std::uint64_t at = from; at < size_ && size_ - at >= format::kRecordHeaderSize;) {
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, size_ - at));
       chunk.resize(n);
       if (auto s = io::pread_all(fd_, chunk.data(), n, at, "read spool segment"); !s) return s.error();
+      bytes_read += n;
       for (std::size_t i = std::string_view(chunk).find(format::kRecordMagic); i != std::string_view::npos;
            i = std::string_view(chunk).find(format::kRecordMagic, i + 1)) {
+        auto ok = candidate_ok(at + i, bytes_read);
+        if (!ok) return ok.error();
+        if (!*ok) continue;
+        // Found (its CRC matched): read it whole, as the caller will.
         auto h = try_record(at + i);
         if (!h) return h.error();
+        bytes_read += format::kRecordHeaderSize + payload_.size();
         if (*h) return std::optional<std::uint64_t>(at + i);
       }
       if (n <= m) break;
@@ -207,11 +283,28 @@ class SegmentScanner {
     return std::optional<std::uint64_t>();
   }
 
+  // Whether the record header at `pos` is well formed, its payload fits in the file and its CRC
+  // matches, with the payload's CRC from ranges_ (never read whole).
+  base::Result<bool> candidate_ok(std::uint64_t pos, std::uint64_t& bytes_read) {
+    if (size_ - pos < format::kRecordHeaderSize) return false;
+    char hb[format::kRecordHeaderSize];
+    if (auto s = io::pread_all(fd_, hb, sizeof hb, pos, "read spool segment"); !s) return s.error();
+    bytes_read += sizeof hb;
+    auto h = format::decode_record_header(std::string_view(hb, sizeof hb));
+    if (!h || size_ - pos - format::kRecordHeaderSize < h->length) return false;
+    std::uint64_t a = pos + format::kRecordHeaderSize;
+    auto payload_crc = ranges_->crc(a, a + h->length, bytes_read);
+    if (!payload_crc) return payload_crc.error();
+    return format::record_crc_matches(salt_, std::string_view(hb, sizeof hb), *payload_crc, h->length, h->crc);
+  }
+
   int fd_;
   std::uint64_t size_;
   std::uint64_t salt_;
   std::string name_;
   std::string payload_;
+  // Made at the first damage; positions only move forward from there (see RangeCrc).
+  std::optional<RangeCrc> ranges_;
 };
 
 StoredMessage to_stored(const Spool& spool, std::uint64_t seq, std::uint64_t offset, format::MessageRecord&& m) {
@@ -435,6 +528,10 @@ base::Status Spool::recover() {
   auto seqs = list_segment_files(log_dir_);
   if (!seqs) return seqs.error();
   std::unordered_set<std::string> spilled;  // ids whose body is a committed spill file
+  // Segments with a region that was skipped rather than read (damage in the middle, a bad
+  // header, an abandoned tail, a record we could not decode): it may hold acknowledged
+  // messages, whose spilled bodies no readable record names.
+  std::vector<std::uint64_t> unreadable;
 
   // Every segment: verify, count, remember the committed spill files.
   for (std::size_t i = 0; i < seqs->size(); ++i) {
@@ -444,7 +541,9 @@ base::Status Spool::recover() {
     // Damage in the middle is copied out as the scan meets it. A segment keeps the only copy
     // of any region that could not be copied: it stays in damaged_ (never retired).
     bool kept = false;
+    bool skipped = false;
     RegionFn on_corrupt = [&](int fd, std::uint64_t offset, std::uint64_t length) {
+      skipped = true;
       if (!quarantine_region(fd, seq, offset, length, "corrupt-record")) kept = true;
     };
     auto r = scan_one(
@@ -455,6 +554,7 @@ base::Status Spool::recover() {
         nullptr, &on_corrupt);
     if (!r) return r.error();
     if (r->missing) return base::temporary_error("segment " + segment_path(seq) + " vanished during recovery");
+    if (recovery_.unknown_records > before.unknown_records) skipped = true;
     next_sequence_ = seq + 1;
     std::string path = segment_path(seq);
     // The whole file (bad header) or its tail (abandoned segment), copied out by path.
@@ -485,8 +585,10 @@ base::Status Spool::recover() {
         ++recovery_.corrupt_regions;
         PETREL_LOG(kError, "queue.corrupt", "segment={} error=\"bad segment header\" skipped={}", path, r->size);
         quarantine_file_part(0, r->size, "bad-header");
+        skipped = true;
       }
       if (kept) damaged_.insert(seq);
+      if (skipped) unreadable.push_back(seq);
       continue;
     }
 
@@ -511,8 +613,10 @@ base::Status Spool::recover() {
       PETREL_LOG(kWarn, "queue.recover", "segment={} damaged_tail_bytes={}", path, torn);
       PETREL_ASSERT(r->valid_end + torn == r->size, "a torn tail runs to the end of its segment");
       quarantine_file_part(r->valid_end, torn, "abandoned-tail");
+      skipped = true;
     }
     if (kept) damaged_.insert(seq);
+    if (skipped) unreadable.push_back(seq);
     if (last) {
       last_segment_ = seq;
       last_segment_size_ = r->valid_end;
@@ -520,24 +624,66 @@ base::Status Spool::recover() {
     }
   }
 
-  // Spill files no committed record names belong to messages that never committed.
-  auto names = list_dir(body_dir_);
-  if (!names) return names.error();
-  for (const auto& n : *names) {
-    if (spilled.count(n)) continue;
-    std::string path = body_dir_ + "/" + n;
-    if (::unlink(path.c_str()) != 0) return base::errno_error("unlink " + path, errno);
-    ++recovery_.garbage_spills;
-  }
-  if (recovery_.garbage_spills > 0) {
-    if (auto d = io::sync_dir(body_dir_, io_); !d) return d.error();
-  }
+  if (auto s = sweep_spills(spilled, unreadable); !s) return s;
 
   PETREL_LOG(kInfo, "queue.open",
              "segments={} messages={} corrupt_regions={} corrupt_bytes={} torn_tail_bytes={} garbage_spills={} "
-             "quarantined={} quarantine_failed={}",
+             "quarantined={} quarantine_failed={} quarantined_spills={}",
              recovery_.segments, recovery_.messages, recovery_.corrupt_regions, recovery_.corrupt_bytes,
-             recovery_.torn_tail_bytes, recovery_.garbage_spills, recovery_.quarantined, recovery_.quarantine_failed);
+             recovery_.torn_tail_bytes, recovery_.garbage_spills, recovery_.quarantined, recovery_.quarantine_failed,
+             recovery_.quarantined_spills);
+  return {};
+}
+
+base::Status Spool::sweep_spills(const std::unordered_set<std::string>& committed,
+                                 const std::vector<std::uint64_t>& unreadable) {
+  auto names = list_dir(body_dir_);
+  if (!names) return names.error();
+  bool removed = false, moved = false, failed = false;
+  for (const auto& n : *names) {
+    if (committed.count(n)) continue;
+    std::string path = body_dir_ + "/" + n;
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0) return base::errno_error("stat " + path, errno);
+    // Provably not the body of an acknowledged message: a name no record can carry (records
+    // name spills by queue id), an empty file (a committed spill holds more than the inline
+    // limit, synced before its record), or any unclaimed spill when every record of the log
+    // was read (then no record names it: a message that never committed, or one retired
+    // whose spill could not be removed).
+    bool garbage = !base::is_queue_id(n) || !S_ISREG(st.st_mode) || st.st_size == 0 || unreadable.empty();
+    if (garbage) {
+      if (::unlink(path.c_str()) != 0) return base::errno_error("unlink " + path, errno);
+      ++recovery_.garbage_spills;
+      removed = true;
+      continue;
+    }
+    // Else its record may be in a region that was skipped: the body of a message that may
+    // have had its 250. It goes beside the quarantined region, never away.
+    std::string to = quarantine_dir_ + "/" + n + ".body";
+    base::Status s = ensure_dir(quarantine_dir_, queue_dir_, io_);
+    if (s && ::access(to.c_str(), F_OK) == 0) s = base::temporary_error(to + " exists");
+    if (s && ::rename(path.c_str(), to.c_str()) != 0) s = base::errno_error("rename " + path, errno);
+    if (!s) {
+      failed = true;
+      ++recovery_.quarantine_failed;
+      PETREL_LOG(kError, "queue.quarantine_failed", "id={} file={} reason=unclaimed-spill error=\"{}\"", n, path,
+                 base::log_escape(s.error().message));
+      continue;
+    }
+    moved = true;
+    ++recovery_.quarantined_spills;
+    PETREL_LOG(kWarn, "queue.quarantined", "id={} file={} bytes={} reason=unclaimed-spill", n, to,
+               static_cast<std::uint64_t>(st.st_size));
+  }
+  if (moved) {
+    if (auto d = io::sync_dir(quarantine_dir_, io_); !d) return d.error();
+  }
+  if (removed || moved) {
+    if (auto d = io::sync_dir(body_dir_, io_); !d) return d.error();
+  }
+  // A spill left in body/ stays unclaimed only while its region is still in log/: keep those
+  // segments, so the next start sees the damage and tries again instead of deleting it.
+  if (failed) damaged_.insert(unreadable.begin(), unreadable.end());
   return {};
 }
 

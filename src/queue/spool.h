@@ -6,7 +6,8 @@
 // the operator) and the lock file. Layout, commit protocol and recovery: queue/README.md.
 // Promise: open() in writable mode takes an exclusive flock on <data>/queue/lock (one writer
 // per spool), truncates a torn tail of the last segment (bytes of a batch that was never
-// acknowledged), deletes spill files no committed record names, and leaves the spool ready
+// acknowledged), deletes spill files that provably belong to no acknowledged message (moving
+// to quarantine/ any whose record may sit in a skipped region), and leaves the spool ready
 // for IntakeImpl to append. Read-only mode takes no lock and changes nothing, so the CLI can
 // run beside the server; a torn tail is ignored. Every record is checked (magic, bounds, CRC);
 // a corrupt record in the middle is skipped (counted and logged) and reading resumes at the
@@ -38,6 +39,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "base/result.h"
@@ -83,7 +85,13 @@ struct ScanReport {
   std::uint64_t corrupt_regions = 0;  // bad bytes followed by a valid record: skipped
   std::uint64_t corrupt_bytes = 0;
   std::uint64_t torn_tail_bytes = 0;  // last segment: bad bytes up to the end
-  std::uint64_t garbage_spills = 0;   // open(): spill files without a record, deleted
+  // Bytes read while looking for the next valid record after damage (a measure of the work
+  // resynchronising cost: linear in the bytes searched, see queue/README.md "Recovery").
+  std::uint64_t resync_bytes_read = 0;
+  std::uint64_t garbage_spills = 0;   // open(): spill files provably without a record, deleted
+  // open(): spill files no readable record names while some region of the log was skipped
+  // (their record may be there): moved to quarantine/<id>.body, never deleted.
+  std::uint64_t quarantined_spills = 0;
   // open(): damaged regions (corrupt regions, bad headers, abandoned tails of segments other
   // than the last) copied to quarantine/ during this open; those already there from an earlier
   // start are not counted again.
@@ -185,6 +193,11 @@ class Spool {
   // they are already there; counts and logs. False when the copy failed (logged).
   bool quarantine_region(int fd, std::uint64_t seq, std::uint64_t offset, std::uint64_t length,
                          std::string_view reason);
+  // Deals with the files of body/ that no committed record in `committed` names: deletes those
+  // that are provably garbage, moves the others to quarantine/ when `unreadable` (segments
+  // with a skipped region) is not empty. See queue/README.md, recovery step 6.
+  base::Status sweep_spills(const std::unordered_set<std::string>& committed,
+                            const std::vector<std::uint64_t>& unreadable);
 
   Mode mode_ = Mode::kReadOnly;
   config::QueueConfig config_;

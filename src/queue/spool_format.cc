@@ -149,6 +149,15 @@ bool record_crc_ok(std::uint64_t salt, std::string_view header_bytes, std::strin
   return record_crc(salt, header_bytes.substr(0, 12), payload) == crc;
 }
 
+bool record_crc_matches(std::uint64_t salt, std::string_view header_bytes, std::uint32_t payload_crc,
+                        std::uint64_t length, std::uint32_t crc) {
+  if (header_bytes.size() < kRecordHeaderSize) return false;
+  char s[8];
+  store_le<std::uint64_t>(s, salt);
+  std::uint32_t prefix = crc32(crc32(0, std::string_view(s, 8)), header_bytes.substr(0, 12));
+  return static_cast<std::uint32_t>(::crc32_combine(prefix, payload_crc, static_cast<z_off_t>(length))) == crc;
+}
+
 std::array<char, kRecordHeaderSize> encode_record_header(std::uint64_t salt, RecordType type, std::uint32_t length,
                                                          std::uint32_t payload_crc) {
   PETREL_ASSERT(length <= kMaxRecordPayload, "spool record payload over the format's bound");

@@ -63,6 +63,9 @@ struct RecordHeader {
 base::Result<RecordHeader> decode_record_header(std::string_view bytes);
 // True when `payload` matches the header's CRC. `header_bytes` are the 16 bytes as read.
 bool record_crc_ok(std::uint64_t salt, std::string_view header_bytes, std::string_view payload, std::uint32_t crc);
+// The same check from the payload's own crc32 (crc32(0, payload)) and its length.
+bool record_crc_matches(std::uint64_t salt, std::string_view header_bytes, std::uint32_t payload_crc,
+                        std::uint64_t length, std::uint32_t crc);
 // The 16 header bytes for a payload of `length` bytes whose own crc32 is `payload_crc`
 // (crc32(0, payload)): lets a writer checksum the payload in its own thread and frame it later
 // in whatever segment (salt) it lands in. PETREL_ASSERTs length <= kMaxRecordPayload.

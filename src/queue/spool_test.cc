@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -601,6 +602,190 @@ TEST_F(SpoolTest, QuarantineMessageCopiesTheRecordAndMovesTheSpill) {
   EXPECT_EQ(spool->recovery().quarantined, 0u);
   EXPECT_EQ(quarantined_files(dir.path()).size(), 3u);
   EXPECT_EQ(all(*spool).size(), 3u);
+}
+
+// A torn tail full of things that look like record headers, each claiming a payload that runs
+// to the end of the file: checking each candidate's CRC by reading its payload would read
+// about tail²/(2 × spacing) bytes. The work must stay linear in the tail's length.
+TEST_F(SpoolTest, ATornTailFullOfFakeHeadersIsSearchedInLinearWork) {
+  for (std::uint64_t tail : {std::uint64_t{512} << 10, std::uint64_t{4} << 20}) {
+    SCOPED_TRACE(tail);
+    TempDir dir;
+    fill(dir.path(), {"one", "two"});
+    std::string seg = read_file(segment1(dir.path()));
+    std::string fake(tail, 'x');
+    constexpr std::size_t kSpacing = 64;
+    for (std::size_t at = 0; at + format::kRecordHeaderSize <= fake.size(); at += kSpacing) {
+      std::uint32_t length = static_cast<std::uint32_t>(fake.size() - at - format::kRecordHeaderSize);
+      std::memcpy(&fake[at], "PREC\x01\x00\x00\x00", 8);
+      for (int k = 0; k < 4; ++k) fake[at + 8 + static_cast<std::size_t>(k)] = static_cast<char>(length >> (8 * k));
+      std::memcpy(&fake[at + 12], "\x12\x34\x56\x78", 4);  // a CRC that does not match
+    }
+    write_file(segment1(dir.path()), seg + fake);
+
+    auto spool = open_spool(dir.path());
+    ASSERT_TRUE(spool);
+    EXPECT_EQ(spool->recovery().messages, 2u);
+    EXPECT_EQ(spool->recovery().torn_tail_bytes, tail);
+    EXPECT_EQ(std::filesystem::file_size(segment1(dir.path())), seg.size());
+    // Linear: a handful of reads of each byte (the bound documented in queue/README.md).
+    ASSERT_LE(spool->recovery().resync_bytes_read, 6 * tail) << "quadratic search";
+  }
+}
+
+// Damage in the middle followed by many fake headers and then a real record: the search still
+// finds the real record, in linear work.
+TEST_F(SpoolTest, FakeHeadersBetweenDamageAndTheNextRecordAreSkipped) {
+  TempDir dir;
+  config_.memory_per_message = 1 << 20;  // the second body inline, in the segment
+  auto ids = fill(dir.path(), {"one", std::string(256 << 10, 'y'), "three"});
+  std::uint64_t second = 0, third = 0;
+  {
+    auto ro = open_spool(dir.path(), Spool::Mode::kReadOnly);
+    auto msgs = all(*ro);
+    ASSERT_EQ(msgs.size(), 3u);
+    second = msgs[1].record_offset;
+    third = msgs[2].record_offset;
+  }
+  std::string seg = read_file(segment1(dir.path()));
+  // The second record's header is damaged, and its body is full of fakes claiming lengths
+  // that run past the third record.
+  seg[second] = 'X';
+  for (std::uint64_t at = second + 1000; at + 64 < third; at += 64) {
+    std::uint32_t length = static_cast<std::uint32_t>(seg.size() - at - format::kRecordHeaderSize);
+    std::memcpy(&seg[at], "PREC\x01\x00\x00\x00", 8);
+    for (int k = 0; k < 4; ++k) seg[at + 8 + static_cast<std::size_t>(k)] = static_cast<char>(length >> (8 * k));
+  }
+  ASSERT_GT(third - second, std::uint64_t{200} << 10) << "the test wants the fakes in the segment";
+  write_file(segment1(dir.path()), seg);
+  auto spool = open_spool(dir.path());
+  ASSERT_TRUE(spool);
+  EXPECT_EQ(spool->recovery().corrupt_regions, 1u);
+  EXPECT_EQ(spool->recovery().corrupt_bytes, third - second);
+  auto msgs = all(*spool);
+  ASSERT_EQ(msgs.size(), 2u);
+  EXPECT_EQ(msgs[1].id, ids[2]);
+  EXPECT_LE(spool->recovery().resync_bytes_read, 6 * seg.size());
+}
+
+// ---- spilled bodies of messages in a skipped region (issue 11) ----
+
+// A record that cannot be read still had its 250: its spilled body, which no readable record
+// names, must not be taken for garbage. Each kind of skipped region in turn.
+TEST_F(SpoolTest, TheSpilledBodyOfAMessageInASkippedRegionGoesToQuarantine) {
+  enum class Damage { kMiddleRecord, kSegmentHeader, kAbandonedTail };
+  for (Damage damage : {Damage::kMiddleRecord, Damage::kSegmentHeader, Damage::kAbandonedTail}) {
+    SCOPED_TRACE(static_cast<int>(damage));
+    TempDir dir;
+    config_.memory_per_message = 16;
+    config_.segment_size = 1024;  // a few records per segment
+    std::vector<std::string> bodies;
+    for (int i = 0; i < 8; ++i) bodies.push_back(std::string(3000, static_cast<char>('a' + i)));
+    auto ids = fill(dir.path(), bodies);
+    std::vector<StoredMessage> before;
+    {
+      auto ro = open_spool(dir.path(), Spool::Mode::kReadOnly);
+      before = all(*ro);
+    }
+    ASSERT_EQ(before.size(), 8u);
+    ASSERT_EQ(before[1].body.kind, format::BodyKind::kSpill);
+    std::string seg = read_file(segment1(dir.path()));
+    std::set<std::string> lost;  // ids whose record can no longer be read
+    switch (damage) {
+      case Damage::kMiddleRecord:
+        ASSERT_EQ(before[2].segment, 1u) << "the test wants a record after the damaged one";
+        seg[before[1].record_offset + 30] ^= 0x10;
+        lost = {ids[1]};
+        break;
+      case Damage::kSegmentHeader:
+        seg[33] ^= 1;
+        for (const auto& m : before) {
+          if (m.segment == 1) lost.insert(m.id);
+        }
+        break;
+      case Damage::kAbandonedTail:
+        // Bytes at the end of the segment that the last record no longer covers: a bit flip in
+        // its length makes it look like the tail of a failed batch.
+        ASSERT_GT(before.back().segment, 1u) << "the test wants segment 1 not to be the last";
+        {
+          std::uint64_t last_in_1 = 0;
+          for (const auto& m : before) {
+            if (m.segment == 1) last_in_1 = m.record_offset;
+          }
+          seg[last_in_1 + 8] ^= 0x01;
+          for (const auto& m : before) {
+            if (m.record_offset == last_in_1 && m.segment == 1) lost = {m.id};
+          }
+        }
+        break;
+    }
+    ASSERT_FALSE(lost.empty());
+    write_file(segment1(dir.path()), seg);
+    // A message whose session was cut before its commit: never acknowledged, but nothing tells
+    // it apart from one whose record is damaged, so it goes to quarantine too. An empty spill
+    // (created, nothing synced) and a name that is not a queue id cannot be a committed body.
+    std::string in_flight = base::new_queue_id(std::chrono::system_clock::now());
+    write_file(dir.path() + "/queue/body/" + in_flight, "half a message");
+    std::string empty = base::new_queue_id(std::chrono::system_clock::now());
+    write_file(dir.path() + "/queue/body/" + empty, "");
+    write_file(dir.path() + "/queue/body/not-an-id", "x");
+
+    auto spool = open_spool(dir.path());
+    ASSERT_TRUE(spool);
+    EXPECT_EQ(spool->recovery().quarantined_spills, lost.size() + 1);
+    EXPECT_EQ(spool->recovery().garbage_spills, 2u);
+    std::string q = quarantine(dir.path()) + "/";
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (lost.count(ids[i])) {
+        EXPECT_EQ(read_file(q + ids[i] + ".body"), bodies[i]) << "the body of " << ids[i] << " is kept";
+        EXPECT_FALSE(std::filesystem::exists(dir.path() + "/queue/body/" + ids[i]));
+      } else {
+        EXPECT_TRUE(std::filesystem::exists(dir.path() + "/queue/body/" + ids[i])) << "readable: left for delivery";
+      }
+    }
+    EXPECT_EQ(read_file(q + in_flight + ".body"), "half a message");
+    EXPECT_FALSE(std::filesystem::exists(dir.path() + "/queue/body/" + empty));
+    EXPECT_FALSE(std::filesystem::exists(dir.path() + "/queue/body/not-an-id"));
+    EXPECT_TRUE(spool->damaged_segments().empty());
+    // Every readable message still reads whole.
+    auto msgs = all(*spool);
+    EXPECT_EQ(msgs.size(), ids.size() - lost.size());
+    for (const auto& m : msgs) {
+      std::string body;
+      EXPECT_TRUE(spool->read_body(m, body)) << m.id;
+    }
+
+    // The next start finds the same damage and nothing more to move.
+    spool.reset();
+    spool = open_spool(dir.path());
+    EXPECT_EQ(spool->recovery().quarantined_spills, 0u);
+    EXPECT_EQ(spool->recovery().garbage_spills, 0u);
+    for (const auto& id : lost) EXPECT_TRUE(std::filesystem::exists(q + id + ".body"));
+  }
+}
+
+TEST_F(SpoolTest, AnUnclaimedSpillThatCannotBeQuarantinedStaysAndKeepsItsSegment) {
+  TempDir dir;
+  config_.memory_per_message = 16;
+  auto ids = fill(dir.path(), {std::string(500, 'a'), std::string(500, 'b'), std::string(500, 'c')});
+  std::uint64_t second = 0;
+  {
+    auto ro = open_spool(dir.path(), Spool::Mode::kReadOnly);
+    second = all(*ro)[1].record_offset;
+  }
+  std::string seg = read_file(segment1(dir.path()));
+  seg[second + 30] ^= 0x10;
+  write_file(segment1(dir.path()), seg);
+  // The region is copied out, but quarantine/<id>.body is taken (say by an earlier copy).
+  std::filesystem::create_directories(quarantine(dir.path()));
+  write_file(quarantine(dir.path()) + "/" + ids[1] + ".body", "someone else's");
+
+  auto spool = open_spool(dir.path());
+  ASSERT_TRUE(spool);
+  EXPECT_EQ(spool->recovery().quarantined_spills, 0u);
+  EXPECT_EQ(spool->recovery().quarantine_failed, 1u);
+  EXPECT_EQ(read_file(dir.path() + "/queue/body/" + ids[1]), std::string(500, 'b')) << "never deleted";
+  EXPECT_EQ(spool->damaged_segments(), std::set<std::uint64_t>{1}) << "kept, so the next start sees the damage again";
 }
 
 TEST_F(SpoolTest, QuarantineMessageFailsWhenItCannotCopy) {

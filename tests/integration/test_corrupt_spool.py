@@ -10,6 +10,12 @@ record (its inline body) are flipped. Run 2 must start, log `queue.quarantined`,
 damaged record's exact bytes in <data>/queue/quarantine/, deliver every other message to the
 Maildir exactly as sent, never deliver the damaged one, and retire the damaged segment (its
 damage is copied out, so nothing keeps it).
+
+The second test does the same with bodies larger than memory_per_message (each in its own
+spill file, body/<id>), damaging once one message's record (its queue id) and once the
+segment's header: recovery can no longer tell which message a spill belongs to, but the
+acknowledged bodies must not be deleted. Each must be found whole in
+<data>/queue/quarantine/<id>.body, and every readable message still delivered (issue 11).
 """
 import glob
 import os
@@ -24,6 +30,8 @@ COUNT = 7
 DAMAGED = 1  # index of the message whose record is damaged: in the first segment
 SIZE = 300 * 1024  # inline (memory_per_message below): three messages fill a 1 MiB segment
 DEADLINE_S = 15
+SPILL_COUNT = 4
+SPILL_SIZE = 64 * 1024  # over memory_per_message in the spill test: each body goes to body/<id>
 
 
 def make_message(i):
@@ -124,6 +132,73 @@ class CorruptSpool(unittest.TestCase):
             self.assertTrue(p.wait_log(f" queue.retired segment={seq}\n", timeout=5), p.log()[-3000:])
             self.assertTrue(os.path.exists(path), "retiring the segment leaves the quarantine copy")
             self.assertLess(time.monotonic() - t0, 20)
+        finally:
+            p.stop()
+            shutil.rmtree(p.tmp, ignore_errors=True)
+
+    def test_spilled_bodies_of_unreadable_records_are_kept_in_quarantine(self):
+        for damage in ("record", "header"):
+            with self.subTest(damage=damage):
+                self._spilled_bodies_kept(damage)
+
+    def _spilled_bodies_kept(self, damage):
+        t0 = time.monotonic()
+        p = Petrel(smtp_toml='trusted_networks = ["127.0.0.1/32"]',
+                   queue_toml=f'memory_per_message = "4KiB"\nretry_first = "1s"',
+                   extra_toml=f'[remote]\nrelay_host = "127.0.0.1:{free_port()}"')  # nothing listens there
+        try:
+            # Run 1: every message spills (64 KiB > 4 KiB) and waits in the spool.
+            p.start()
+            sent = {}
+            for i in range(SPILL_COUNT):
+                msg = make_message(i)[:SPILL_SIZE] + b"\r\nend\r\n"
+                sent[send(p, msg)] = (i, msg)
+            self.assertTrue(wait_for(lambda: len(set(re.findall(r" queue\.deferred id=(\w+)", p.log()))) >= SPILL_COUNT,
+                                     DEADLINE_S), p.log()[-3000:])
+            p.stop()
+            for qid in sent:
+                self.assertTrue(os.path.exists(os.path.join(p.data_dir, "queue", "body", qid)), f"{qid} did not spill")
+
+            # Between the runs: the domain and its users, and damage that makes records unreadable.
+            p.setup_accounts()
+            segments = sorted(glob.glob(os.path.join(p.data_dir, "queue", "log", "*.seg")))
+            self.assertEqual(len(segments), 1)
+            with open(segments[0], "rb") as f:
+                seg = bytearray(f.read())
+            if damage == "record":
+                lost = {next(qid for qid, (i, _) in sent.items() if i == DAMAGED)}
+                at = seg.find(next(iter(lost)).encode())  # its MESSAGE record comes first
+                self.assertGreater(at, 0)
+                for k in range(20):
+                    seg[at + k] ^= 0x20  # the queue id itself: nothing left names the spill
+            else:
+                lost = set(sent)
+                seg[33] ^= 1  # the header's CRC: the whole segment is skipped
+            with open(segments[0], "wb") as f:
+                f.write(seg)
+
+            # Run 2: the bodies of the unreadable messages are moved to quarantine, whole.
+            p.start()
+            log = p.log()
+            quarantine = os.path.join(p.data_dir, "queue", "quarantine")
+            for qid in lost:
+                self.assertRegex(log, rf" queue\.quarantined id={qid} file={re.escape(quarantine)}/{qid}\.body "
+                                      rf"bytes=\d+ reason=unclaimed-spill")
+                with open(os.path.join(quarantine, qid + ".body"), "rb") as f:
+                    kept = f.read()
+                self.assertEqual(without_received(kept), sent[qid][1], f"{qid}: the body kept is the message sent")
+                self.assertFalse(os.path.exists(os.path.join(p.data_dir, "queue", "body", qid)))
+            self.assertRegex(log, rf" queue\.open [^\n]*garbage_spills=0 [^\n]*quarantine_failed=0 "
+                                  rf"quarantined_spills={len(lost)}\n")
+
+            # Every readable message is still delivered, byte-exact.
+            for qid, (i, msg) in sent.items():
+                if qid in lost:
+                    continue
+                got = p.delivered_message(qid, timeout=max(1, DEADLINE_S - (time.monotonic() - t0)))
+                self.assertEqual(without_received(got), msg, f"message {i} ({qid}) is not the message sent")
+            files = glob.glob(os.path.join(p.data_dir, "mail", "example.test", "*", "new", "*"))
+            self.assertEqual(len(files), SPILL_COUNT - len(lost))
         finally:
             p.stop()
             shutil.rmtree(p.tmp, ignore_errors=True)

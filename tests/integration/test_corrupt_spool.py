@@ -182,7 +182,7 @@ class CorruptSpool(unittest.TestCase):
             log = p.log()
             quarantine = os.path.join(p.data_dir, "queue", "quarantine")
             for qid in lost:
-                self.assertRegex(log, rf" queue\.quarantined id={qid} file={re.escape(quarantine)}/{qid}\.body "
+                self.assertRegex(log, rf" queue\.quarantined id={qid} file=\./queue/quarantine/{qid}\.body "
                                       rf"bytes=\d+ reason=unclaimed-spill")
                 with open(os.path.join(quarantine, qid + ".body"), "rb") as f:
                     kept = f.read()

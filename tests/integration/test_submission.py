@@ -297,6 +297,41 @@ class Mechanisms(unittest.TestCase):
                 self.assertNotIn(secret, log)
 
 
+class Saslprep(unittest.TestCase):
+    """RFC 4013: passwords are compared after SASLprep (RFC 4013 section 3 examples), so a
+    non-ASCII password set with `petrel user add` opens the account in another spelling."""
+
+    USERS = {ALICE: ALICE_PW, "soft@example.test": "I\u00adX", "roman@example.test": "\u2168"}
+
+    def test_other_spellings_through_scram_and_plain(self):
+        with Petrel(users=self.USERS) as p:
+            c, _ = tls_session(p)
+            # U+00AD SOFT HYPHEN maps to nothing, U+2168 ROMAN NUMERAL NINE is "IX" after NFKC:
+            # a SCRAM client derives its proof from "IX" (RFC 5802 2.2) and both accounts open.
+            for user in ("soft@example.test", "roman@example.test"):
+                code, lines = scram_login(c, user, "IX")
+                self.assertEqual(code, 235, (user, lines))
+                c, _ = tls_session(p)
+            # PLAIN in the other non-ASCII spelling (UTF-8 on the wire, RFC 4616 2).
+            c.cmd("AUTH PLAIN " + plain("soft@example.test", "\u2168"), 235)
+            c, _ = tls_session(p)
+            c.cmd("AUTH PLAIN " + plain("roman@example.test", "I\u00adX"), 235)
+            # A control character is prohibited output: a failed login, not an error.
+            c, _ = tls_session(p)
+            self.assertEqual(codes(c.cmd("AUTH PLAIN " + plain("soft@example.test", "I\u0007X"), 535)),
+                             ("535", "5.7.8"))
+            # A real client: python's smtplib, PLAIN over STARTTLS on the submission port.
+            with smtplib.SMTP("127.0.0.1", p.port("submission"), timeout=30) as s:
+                s.starttls(context=client_tls_context())
+                s.login("roman@example.test", "IX")
+
+    def test_control_characters_refused_when_set(self):
+        with Petrel() as p:
+            r = p.cli("user", "add", "bell@example.test", input="ring\u0007\n", check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("prohibited", r.stderr)
+
+
 class Failures(unittest.TestCase):
     def test_connection_closed_after_max_failures(self):
         with Petrel(extra_toml="[auth]\nmax_failures = 3\ntarpit_after = 100\nlockout_after = 100\n") as p:

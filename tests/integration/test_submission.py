@@ -382,6 +382,40 @@ class Failures(unittest.TestCase):
             self.assertLess(time.monotonic() - start, checked / 2)
             c.cmd("AUTH PLAIN " + plain(ALICE, ALICE_PW), 235)
 
+    def test_lockout_per_account_whatever_the_spelling(self):
+        # Issue 11: '"bob"@', '"b\\ob"@' and case variants all log in as bob; failures spread
+        # over them, from several addresses, count against bob's one name and lock it, for
+        # every mechanism.
+        toml = '[auth]\nmax_failures = 100\ntarpit_after = 4\ntarpit_delay = "10ms"\nlockout_after = 4\nlockout = "1h"\n'
+        spellings = ['"bob"@example.test', '"b\\ob"@example.test', 'BOB@Example.TEST', '"Bob"@example.test']
+        with Petrel(extra_toml=toml) as p:
+            # Each spelling is bob: the right password works in every one.
+            for user in spellings:
+                c, _ = tls_session(p)
+                c.cmd("AUTH PLAIN " + plain(user, BOB_PW), 235)
+            for source, user, mechanism in zip(("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"), spellings,
+                                               ("PLAIN", "LOGIN", "SCRAM", "PLAIN")):
+                s = socket.create_connection(("127.0.0.1", p.port("submissions")), timeout=10,
+                                             source_address=(source, 0))
+                c = Dialog.__new__(Dialog)
+                c.sock, c.buf = client_tls_context().wrap_socket(s), b""
+                c.expect(220)
+                c.cmd("EHLO client.example", 250)
+                if mechanism == "PLAIN":
+                    code = codes(c.cmd("AUTH PLAIN " + plain(user, "guess-" + source), 535))[0]
+                elif mechanism == "LOGIN":
+                    code = str(login_mech(c, user, "guess-" + source)[0])
+                else:
+                    code = str(scram_login(c, user.replace(",", "=2C"), "guess-" + source)[0])
+                self.assertEqual(code, "535", (user, mechanism))
+            # Bob is locked in every spelling and every mechanism, for the right password too.
+            c, _ = tls_session(p)
+            self.assertEqual(codes(c.cmd("AUTH PLAIN " + plain("bob@example.test", BOB_PW), 454)), ("454", "4.7.0"))
+            c, _ = tls_session(p)
+            self.assertEqual(scram_login(c, "bob@example.test", BOB_PW)[0], 454)
+            c, _ = tls_session(p)
+            c.cmd("AUTH PLAIN " + plain(ALICE, ALICE_PW), 235)
+
 
 class Relay(unittest.TestCase):
     def test_authenticated_user_relays_and_it_is_queued(self):

@@ -27,33 +27,18 @@ using Action = std::function<base::Status(auth::AccountStore&)>;
   std::exit(kExitFailure);
 }
 
-// mkdir -p with mode 0750 for each directory it creates.
-void make_data_dir(const std::string& path) {
-  if (path.empty()) fail("server.data_dir is empty");
-  for (std::size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
-    std::string prefix = path.substr(0, slash);
-    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0750) != 0 && errno != EEXIST) {
-      fail("cannot create " + prefix + ": " + std::strerror(errno));
-    }
-    if (slash == std::string::npos) break;
-  }
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) fail(path + " is not a directory");
-}
-
 // Loads the config (exit 2 on errors), opens the store in its data directory, runs `action`,
 // closes the store, and exits 1 with the error when the action failed.
 void with_store(const std::string& config_path, const Action& action) {
   auto config = load_config_or_exit(config_path);
-  become_data_owner(config);
-  make_data_dir(config.server.data_dir);
+  const std::string data = enter_data_dir_as_owner(config, /*create=*/true);
   base::Status status;
   {
     // With CRAM-MD5 enabled, new passwords also store its key state (auth/cram_md5_state.h).
     auth::AccountStoreOptions options;
     options.cram_md5 = std::find(config.auth.mechanisms.begin(), config.auth.mechanisms.end(), "CRAM-MD5") !=
                        config.auth.mechanisms.end();
-    auto store = auth::AccountStore::open(auth::database_path(config.server.data_dir), options);
+    auto store = auth::AccountStore::open(auth::database_path(data), options);
     if (!store) fail(store.error().message);
     status = action(**store);
   }

@@ -67,8 +67,8 @@ std::string notify(std::uint8_t bits) {
 
 std::unique_ptr<queue::Spool> open_spool(const std::string& config_path) {
   auto config = load_config_or_exit(config_path);
-  become_data_owner(config);
-  auto spool = queue::Spool::open(config.server.data_dir, config.queue, queue::Spool::Mode::kReadOnly);
+  const std::string data = enter_data_dir_as_owner(config, /*create=*/false);
+  auto spool = queue::Spool::open(data, config.queue, queue::Spool::Mode::kReadOnly);
   if (!spool) fail("cannot read the queue: " + spool.error().message);
   return std::move(spool).value();
 }
@@ -171,9 +171,9 @@ void list(const std::string& config_path, bool all) {
 // flush/hold/release/delete: one line to the running server's control socket (app/control.h).
 void control(const std::string& config_path, const std::string& verb, const std::string& target) {
   auto config = load_config_or_exit(config_path);
-  become_data_owner(config);
+  const std::string data = enter_data_dir_as_owner(config, /*create=*/false);
   std::string line = verb + (target.empty() ? "" : " " + target);
-  auto answer = control_request(control_socket_path(config.server.data_dir), line, 90);
+  auto answer = control_request(control_socket_path(data), line, 90);
   if (!answer) fail(answer.error().message);
   if (answer->rfind("ok", 0) != 0) {
     fail(answer->rfind("error ", 0) == 0 ? answer->substr(6) : *answer);

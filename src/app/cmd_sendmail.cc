@@ -2,12 +2,17 @@
 //
 // Options (as Postfix's sendmail takes them): -t (recipients from To:, Cc:, Bcc:, added to
 // those on the command line; Bcc: is removed), -i / -oi (a line with a single "." is data,
-// not the end), -f ADDR / -r ADDR (envelope sender), -F NAME (full name for a From: we add),
+// not the end), -f ADDR / -r ADDR (envelope sender), -F NAME (full name for a From: we add:
+// a quoted-string, RFC 2047 encoded-words when it has UTF-8, at most 256 octets),
 // -C FILE (Petrel's config file; also PETREL_CONFIG), -bm (the default). Other -o options
 // and -v, -N, -R, -V, -B, -X, -O, -q... are accepted and ignored, as Postfix does. -bs (SMTP on
 // standard input) and -bp (mailq) are not implemented: EX_USAGE with a message.
-// The message: standard input, LF or CRLF line ends (stored as CRLF). When it lacks them we
-// add From: (the sender, with -F's name), Date: and Message-ID:, above its own header.
+// A control character (CR, LF, NUL, TAB...) in -f, -F or a recipient argument is EX_USAGE, in
+// a recipient that -t takes from the header EX_DATAERR, before anything is sent.
+// The message: standard input, LF or CRLF line ends (stored as CRLF; a last line without a
+// line end gets one); otherwise stored byte for byte. When it lacks them we add From: (the
+// sender, with -F's name), Date: and Message-ID:, above its own header; a message without a
+// header gets them and one empty line above its first line.
 // Memory: the header section is held (at most 256 KiB), the body is streamed in 64 KiB chunks.
 #include "app/cmd_sendmail.h"
 
@@ -28,7 +33,7 @@
 #include "app/unix_listener.h"
 #include "base/strings.h"
 #include "config/config.h"
-#include "mail/date.h"
+#include "mail/headers.h"
 #include "smtp/server/submission_headers.h"
 
 namespace petrel::app {
@@ -176,11 +181,30 @@ class Connection {
   int fd_ = -1;
 };
 
+// Control characters (CR, LF, NUL, TAB...) in -f, -F or a recipient argument would become
+// lines of the submit socket's protocol ("SENDER <addr>\n", submit_socket.h) or of the From:
+// field we write. Postfix's sendmail carries them in typed queue-file records and its address
+// tokenizer reads a newline as white space; over our line protocol they can only be refused,
+// before anything is sent: EX_USAGE, like Postfix's other bad-argument errors.
+std::optional<int> check_arguments(const Options& o) {
+  if (o.sender && mail::has_control(*o.sender)) {
+    return fail(kExUsage, "-f/-r sender address contains a control character");
+  }
+  if (mail::has_control(o.full_name)) return fail(kExUsage, "-F full name contains a control character");
+  for (const auto& r : o.recipients) {
+    if (mail::has_control(r)) {
+      return fail(kExUsage, "recipient address contains a control character: " + base::log_escape(r, 100));
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int sendmail_main(int argc, char** argv) {
   Options o;
   if (auto code = parse(argc, argv, o)) return *code;
+  if (auto code = check_arguments(o)) return *code;
   std::string path = o.config_path;
   if (path.empty()) {
     const char* env = std::getenv("PETREL_CONFIG");
@@ -208,13 +232,12 @@ int sendmail_main(int argc, char** argv) {
     const std::string* line = &text;
     const bool continuation = !header.empty() && !line->empty() && (line->front() == ' ' || line->front() == '\t');
     if (line->empty() || partial || (!continuation && !is_field_start(*line))) {
-      // The end of the header: an empty line (dropped here, written below), or a line that is
-      // not a field (a message without header): that line is the body's first.
+      // The end of the header: an empty line (dropped here: `head` below ends with the one
+      // empty line that separates header and body, RFC 5322 2.1), or a line that is not a
+      // field (a message without header): that line is the body's first.
       if (!line->empty() || partial) {
         first_body = *line;
         first_body_partial = partial;
-      } else {
-        first_body = std::string();
       }
       break;
     }
@@ -238,7 +261,7 @@ int sendmail_main(int argc, char** argv) {
       for (char ch : value) {
         if (ch != '\r' && ch != '\n') unfolded += ch;
       }
-      auto list = smtp::server::parse_mailbox_list(unfolded);
+      auto list = mail::parse_mailbox_list(unfolded);
       if (!list) {
         // Bare local names ("root") are common in scripts: take them as written.
         for (std::string_view rest = unfolded; !rest.empty();) {
@@ -255,18 +278,28 @@ int sendmail_main(int argc, char** argv) {
     kept.push_back(field);
   }
   if (o.recipients.empty()) return fail(kExUsage, "no recipients (give them as arguments, or use -t)");
+  for (const auto& r : o.recipients) {
+    // Only -t's can still have one (arguments were checked): a data error in the message.
+    if (mail::has_control(r)) {
+      return fail(kExDataErr,
+                  "recipient address in the header contains a control character: " + base::log_escape(r, 100));
+    }
+  }
 
   // Our additions first, then the header as given.
   std::string head;
   if (!has_from) {
     std::string shown = sender == "<>" || sender.empty() ? me : sender;
-    head += "From: " + (o.full_name.empty() ? "" : "\"" + o.full_name + "\" ") + "<" + shown + ">\r\n";
+    auto from = mail::from_field(o.full_name, shown);
+    if (!from) return fail(kExUsage, "-F: " + from.error().message);
+    head += *from;
   }
-  if (!has_date) head += "Date: " + mail::rfc5322_date(std::time(nullptr)) + "\r\n";
+  const std::int64_t now = std::time(nullptr);
+  if (!has_date) head += mail::date_field(now);
   if (!has_id) {
     std::random_device rd;
-    head += "Message-ID: <" + std::to_string(std::time(nullptr)) + "." + std::to_string(::getpid()) + "." +
-            std::to_string(rd()) + "@" + host + ">\r\n";
+    const std::uint64_t random = static_cast<std::uint64_t>(rd()) << 32 | rd();
+    head += mail::message_id_field(mail::unique_id_left(now, random), host);
   }
   for (const auto& f : kept) head += f + "\r\n";
   head += "\r\n";
@@ -280,10 +313,7 @@ int sendmail_main(int argc, char** argv) {
   }
   std::string request;
   if (o.sender) request += "SENDER " + (sender.empty() ? std::string("<>") : sender) + "\n";
-  for (const auto& r : o.recipients) {
-    if (r.find('\n') != std::string::npos) return fail(kExNoUser, "bad recipient address");
-    request += "RCPT " + r + "\n";
-  }
+  for (const auto& r : o.recipients) request += "RCPT " + r + "\n";
   request += "DATA\n";
   bool ok = c.send(request) && c.chunk(head);
   std::string buf;

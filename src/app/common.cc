@@ -1,6 +1,8 @@
 // common.cc: -c handling, config loading, data-owner identity, password input.
 #include "app/common.h"
 
+#include "app/data_dir.h"
+
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -27,14 +29,19 @@ config::Config load_config_or_exit(const std::string& path) {
   return std::move(c).value();
 }
 
-void become_data_owner(const config::Config& config) {
-  if (::geteuid() != 0) return;
+std::string enter_data_dir_as_owner(const config::Config& config, bool create) {
+  auto data = enter_data_dir(config, create);
+  if (!data) {
+    std::cerr << "petrel: " << data.error().message << "\n";
+    std::exit(kExitFailure);
+  }
   struct stat st{};
-  if (::stat(config.server.data_dir.c_str(), &st) != 0 || st.st_uid == 0) return;
+  if (::geteuid() != 0 || ::stat(data->c_str(), &st) != 0 || st.st_uid == 0) return *data;
   if (::setgroups(0, nullptr) != 0 || ::setgid(st.st_gid) != 0 || ::setuid(st.st_uid) != 0) {
     std::perror("petrel: cannot switch to the data directory's owner");
     std::exit(kExitFailure);
   }
+  return *data;
 }
 
 namespace {

@@ -21,10 +21,12 @@ void add_config_option(CLI::App* cmd, std::string& path);
 // Loads the config or prints its errors to stderr and exits 2.
 config::Config load_config_or_exit(const std::string& path);
 
-// When running as root and the data directory exists and belongs to another user, switches to
-// that user (and its group) so files created here (SQLite WAL, spool) stay writable by the
-// server. No-op otherwise. Exits 1 with a message if switching fails.
-void become_data_owner(const config::Config& config);
+// Enters the data directory (app/data_dir.h: it becomes the working directory; `create` makes
+// it when missing, owned by server.user) and returns the path to use for it from then on
+// ("."). Then, when running as root and the directory belongs to another user, switches to
+// that user (and its group) so files created here (SQLite WAL, spool) stay the server's.
+// Exits 1 with a message when the directory cannot be entered or the switch fails.
+std::string enter_data_dir_as_owner(const config::Config& config, bool create);
 
 // Reads a password: from stdin when it is not a terminal (first line), else prompts twice
 // without echo. Never from argv.

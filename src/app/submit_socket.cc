@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -13,7 +14,7 @@
 #include "app/unix_listener.h"
 #include "base/log.h"
 #include "base/strings.h"
-#include "mail/date.h"
+#include "mail/headers.h"
 
 namespace petrel::app {
 namespace {
@@ -26,13 +27,15 @@ struct Failure {
   std::string reply;  // "error 451 4.3.0 ..."
 };
 
-// A connection's input: bounded line and chunk reads, each within kReadSeconds.
+// A connection's input: bounded line and chunk reads, each within kReadSeconds, all of them
+// within kSubmitSeconds of the connection.
 class Reader {
  public:
-  Reader(int fd, int stop_fd) : fd_(fd), stop_fd_(stop_fd) {}
+  Reader(int fd, int stop_fd)
+      : fd_(fd), stop_fd_(stop_fd), end_(std::chrono::steady_clock::now() + std::chrono::seconds(kSubmitSeconds)) {}
 
   bool fill() {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kReadSeconds);
+    auto deadline = std::min(end_, std::chrono::steady_clock::now() + std::chrono::seconds(kReadSeconds));
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
@@ -74,6 +77,7 @@ class Reader {
 
  private:
   int fd_, stop_fd_;
+  std::chrono::steady_clock::time_point end_;
   std::string buf_;
 };
 
@@ -123,6 +127,12 @@ struct SubmitServer::Impl {
     std::optional<std::string> line;
     while ((line = in.line())) {
       std::string_view l = *line;
+      // Defence in depth (sendmail refuses them first): no control octet in an envelope line,
+      // not even one that trimming or the address parser would drop.
+      if ((l.starts_with("SENDER ") || l.starts_with("RCPT ")) && mail::has_control(l)) {
+        return l.starts_with("SENDER ") ? "error 553 5.1.7 control character in the sender address"
+                                        : "error 553 5.1.3 control character in a recipient address";
+      }
       if (l.starts_with("SENDER ")) {
         auto text = base::trim(l.substr(7));
         if (text == "<>") {
@@ -164,8 +174,8 @@ struct SubmitServer::Impl {
     auto put = [&](std::string_view s) {
       if (storage_ok && !w.append(s)) storage_ok = false;
     };
-    put("Received: by " + host + " (Petrel, from userid " + std::to_string(cred.uid) + ")\r\n\tid " + w.id() +
-        ";\r\n\t" + mail::rfc5322_date(std::time(nullptr)) + "\r\n");
+    const std::string by_comment = "Petrel, from userid " + std::to_string(cred.uid);
+    put(mail::received_field({.by = host, .by_comment = by_comment, .id = w.id(), .at = env.received_at}));
     put(warning);
     std::uint64_t size = 0;
     for (;;) {
@@ -224,6 +234,7 @@ base::Result<std::unique_ptr<SubmitServer>> SubmitServer::start(const std::strin
   o.path = path;
   o.mode = 0666;  // every local user may submit; who they are comes from SO_PEERCRED, not the mode
   o.max_clients = kMaxSubmitClients;
+  o.max_per_uid = kMaxSubmitClientsPerUid;
   o.busy_reply = "error 421 4.3.2 too many local submissions at once, try again later\n";
   o.serve = [raw](int fd, const ucred& peer, int stop_fd) { raw->serve(fd, peer, stop_fd); };
   auto listener = UnixListener::start(std::move(o));

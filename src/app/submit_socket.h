@@ -11,15 +11,19 @@
 // Protocol (one message per connection; lines end with "\n"):
 //   client: "SENDER <addr>" (optional; "<>" for the null sender), then one "RCPT <addr>" per
 //           recipient, then "DATA", then chunks "<decimal length>\n<octets>", ended by "0\n".
-//           The octets are the message with CRLF line ends, headers complete.
+//           The octets are the message with CRLF line ends, headers complete. A SENDER or
+//           RCPT line with a control octet (CR, TAB, NUL...) is refused with a 553.
 //   server: "ok <queue-id>" once the message is durable, or "error <code> <status> <text>"
 //           (4xx: try later, 5xx: refused).
 // Promise: the envelope sender is <user>@<hostname> for the connecting uid; another sender
 // (sendmail -f) is taken from root and from the server's own user as is, and from anyone else
 // with an X-Authentication-Warning: header recording who set it (as sendmail does). A
 // Received: header names the uid. Local users may send to any domain, like authenticated ones.
-// Bounds: at most kMaxSubmitClients connections at once; each read waits at most 60 s; the
-// message streams into the Intake (nothing held beyond one chunk of 64 KiB).
+// Bounds: at most kMaxSubmitClients connections at once, at most kMaxSubmitClientsPerUid of
+// them for one local user (one user's stuck or slow clients never lock everyone else out);
+// each read waits at most 60 s and a whole submission at most kSubmitSeconds, after which it
+// is answered 421 and closed; the message streams into the Intake (nothing held beyond one
+// chunk of 64 KiB).
 // Thread: app/unix_listener.h's: one accept thread plus one per connection, none on an event loop.
 #pragma once
 
@@ -33,6 +37,8 @@
 namespace petrel::app {
 
 inline constexpr std::size_t kMaxSubmitClients = 16;
+inline constexpr std::size_t kMaxSubmitClientsPerUid = 4;
+inline constexpr int kSubmitSeconds = 600;
 
 std::string submit_socket_path(const std::string& data_dir);
 

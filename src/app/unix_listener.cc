@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <list>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -63,6 +64,27 @@ struct UnixListener::Impl {
   };
   std::list<Worker> workers;  // touched by the accept thread, then by the destructor after it
   std::atomic<std::size_t> active{0};
+  std::mutex per_uid_mu;                     // held only to count
+  std::map<uid_t, std::size_t> per_uid;      // connections being served, by peer uid
+
+  // Takes a slot for `uid`, or says there is none (the total or the uid's share is used up).
+  bool admit(uid_t uid) {
+    std::lock_guard lock(per_uid_mu);
+    const std::size_t cap = options.max_per_uid ? options.max_per_uid : options.max_clients;
+    auto& mine = per_uid[uid];
+    if (active.load() >= options.max_clients || mine >= cap) {
+      if (mine == 0) per_uid.erase(uid);
+      return false;
+    }
+    ++mine;
+    ++active;
+    return true;
+  }
+  void release(uid_t uid) {
+    std::lock_guard lock(per_uid_mu);
+    if (auto it = per_uid.find(uid); it != per_uid.end() && --it->second == 0) per_uid.erase(it);
+    --active;
+  }
 
   ~Impl() {
     if (stop_fd >= 0) {
@@ -87,23 +109,22 @@ struct UnixListener::Impl {
       int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd < 0) continue;
       reap();
-      if (active.load() >= options.max_clients) {
-        send_all(fd, options.busy_reply);
-        ::close(fd);
-        continue;
-      }
       ucred peer{};
       socklen_t len = sizeof peer;
       if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0) {
         ::close(fd);  // cannot say who it is: nobody is served blind
         continue;
       }
-      ++active;
+      if (!admit(peer.uid)) {
+        send_all(fd, options.busy_reply);
+        ::close(fd);
+        continue;
+      }
       auto done = std::make_shared<std::atomic<bool>>(false);
       workers.push_back(Worker{std::thread([this, fd, peer, done] {
                                  options.serve(fd, peer, stop_fd);
                                  ::close(fd);
-                                 --active;
+                                 release(peer.uid);
                                  done->store(true);
                                }),
                                done});

@@ -9,8 +9,9 @@
 // Why threads, not the event loops: a few local clients at a time (operator commands, cron's
 // sendmail) need no loop, and keeping them off the loops means a stuck local client can never
 // slow an SMTP session.
-// Bounds: at most `max_clients` connections are served at once; one more is sent `busy_reply`
-// and closed. Finished threads are joined at the next accept, so at most max_clients threads
+// Bounds: at most `max_clients` connections are served at once, and at most `max_per_uid` of
+// them for one peer uid (so that one local user cannot take every slot); one more is sent
+// `busy_reply` and closed. Finished threads are joined at the next accept, so at most max_clients threads
 // plus those that ended since the last connection exist.
 // Not done here: who may connect (each handler checks `peer` from SO_PEERCRED; the file mode
 // is only the first fence) and the protocol spoken.
@@ -46,6 +47,7 @@ class UnixListener {
     std::string path;
     unsigned mode = 0600;
     std::size_t max_clients = 1;
+    std::size_t max_per_uid = 0;  // 0: max_clients
     std::string busy_reply;  // sent to a connection over max_clients, then closed
     Serve serve;
   };

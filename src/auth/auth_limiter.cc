@@ -1,11 +1,10 @@
 // auth_limiter.cc: fixed-window failure counters with tarpit and lockout (auth_limiter.h).
 #include "auth/auth_limiter.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 
 #include "auth/address_key.h"
+#include "base/ip_key.h"
 #include "base/strings.h"
 
 namespace petrel::auth {
@@ -17,16 +16,6 @@ constexpr int kMaxTarpitFactor = 5;
 AuthLimiter::AuthLimiter(const base::Clock& clock, AuthLimiterOptions options)
     : clock_(clock), options_(options) {}
 
-std::string AuthLimiter::ip_key(std::string_view ip) {
-  if (ip.find(':') == std::string_view::npos) return std::string(ip);
-  in6_addr a{};
-  if (::inet_pton(AF_INET6, std::string(ip).c_str(), &a) != 1) return std::string(ip);
-  for (int i = 8; i < 16; ++i) a.s6_addr[i] = 0;
-  char text[INET6_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET6, &a, text, sizeof text);
-  return std::string(text) + "/64";
-}
-
 bool AuthLimiter::locked(Table& table, const std::string& key, Time now) {
   auto it = table.find(key);
   return it != table.end() && it->second.locked_until > now;
@@ -34,7 +23,7 @@ bool AuthLimiter::locked(Table& table, const std::string& key, Time now) {
 
 bool AuthLimiter::ip_locked(std::string_view ip) {
   std::lock_guard lock(mu_);
-  return locked(ips_, ip_key(ip), clock_.mono());
+  return locked(ips_, base::ip_key(ip), clock_.mono());
 }
 
 bool AuthLimiter::account_locked(std::string_view account) {
@@ -85,7 +74,7 @@ std::chrono::milliseconds AuthLimiter::record_failure(std::string_view ip, std::
   const std::string key = account.empty() ? std::string() : login_key(account);
   const Time now = clock_.mono();
   std::lock_guard lock(mu_);
-  std::size_t n = count(ips_, ip_key(ip), now);
+  std::size_t n = count(ips_, base::ip_key(ip), now);
   if (!account.empty()) n = std::max(n, count(accounts_, key, now));
   if (n < options_.tarpit_after) return std::chrono::milliseconds(0);
   auto factor = static_cast<int>(std::min<std::size_t>(n - options_.tarpit_after + 1, kMaxTarpitFactor));

@@ -6,10 +6,10 @@
 // after `lockout_after` failures within `window` the client address (or the account name) is
 // refused for `lockout`, whatever it sends. Counters are in memory and bounded: at most
 // `max_entries` addresses and as many names; when full, expired entries go first, then the
-// oldest. IPv6 clients are counted per /64 (one host usually holds a whole /64). Names are
-// counted, locked and cleared under their canonical key (login_key(), address_key.h: the
-// store's folding, applied syntactically), so "\"bob\"@x", "BOB@X" and "bob@x" share one
-// counter and spelling a name another way buys no fresh attempts. A success
+// oldest. IPv6 clients are counted per /64 (base/ip_key.h). Names are counted, locked and
+// cleared under their canonical key (login_key(), address_key.h: the store's folding,
+// applied syntactically), so "\"bob\"@x", "BOB@X" and "bob@x" share one counter and
+// spelling a name another way buys no fresh attempts. A success
 // clears the account's counter, not the address's: knowing one password must not buy an
 // attacker fresh attempts against other accounts.
 // Names are counted whether or not an account exists, so a refusal says nothing about which
@@ -55,9 +55,6 @@ class AuthLimiter {
   // For tests and metrics.
   std::size_t tracked_ips() const;
   std::size_t tracked_accounts() const;
-
-  // "2001:db8:1:2::5" -> "2001:db8:1:2::/64"; IPv4 and unparsable text unchanged.
-  static std::string ip_key(std::string_view ip);
 
  private:
   using Time = std::chrono::steady_clock::time_point;

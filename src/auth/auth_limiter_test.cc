@@ -104,9 +104,6 @@ TEST(AuthLimiterTest, SuccessClearsTheAccountNotTheAddress) {
 }
 
 TEST(AuthLimiterTest, Ipv6CountedPerSlash64) {
-  EXPECT_EQ(AuthLimiter::ip_key("2001:db8:1:2::5"), "2001:db8:1:2::/64");
-  EXPECT_EQ(AuthLimiter::ip_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::/64");
-  EXPECT_EQ(AuthLimiter::ip_key("192.0.2.1"), "192.0.2.1");
   base::FakeClock clock;
   AuthLimiter l(clock, small());
   for (int i = 0; i < 6; ++i) l.record_failure("2001:db8:1:2::" + std::to_string(i + 1), "");

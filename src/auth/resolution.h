@@ -18,8 +18,9 @@
 // 4. Postmaster. postmaster@<served domain> with no account or alias goes to the catch-all if
 //    there is one, else a permanent error that names the missing postmaster: RFC 5321 4.5.1
 //    requires it and the SMTP server accepts it at RCPT, so the operator must define it.
-//    <Postmaster> without a domain (RFC 5321 4.5.1) has no domain to look in yet: a permanent
-//    error until a postmaster domain can be configured.
+//    <Postmaster> without a domain (RFC 5321 4.5.1) has no domain to look in: a permanent
+//    error here. The SMTP server never queues it as such: at RCPT it becomes
+//    postmaster@<server.primary_domain> (smtp/server/cmd_mail.cc, docs/config.md).
 // 5. Aliases expand depth-first, targets in the order they were added. A target that is an
 //    alias (or reaches one by subaddress) expands in turn; the target of an alias is resolved
 //    exactly as a recipient would be, catch-all included.

@@ -5,9 +5,44 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <mutex>
 
 namespace petrel::auth::sqlite {
 namespace {
+
+// Why a VFS of our own: SQLite's unix VFS makes a relative file name absolute (getcwd, then an
+// lstat of every component) before it opens anything. The server works inside its data
+// directory by descriptor (app/data_dir.h) after dropping privileges, and the directories above
+// it may not be searchable by the service user (a data directory under /root), so that
+// resolution fails where open("./petrel.db") succeeds. This VFS is the default one except that
+// xFullPathname leaves a relative name relative; SQLite derives the -wal, -shm and -journal
+// names and the directory it syncs from that name, and all of them work from the working
+// directory, which petrel never changes once it has entered the data directory.
+// Registered once per process (SQLite's VFS list is process-wide by design).
+sqlite3_vfs* g_default_vfs = nullptr;
+
+int relative_full_pathname(sqlite3_vfs* vfs, const char* name, int size, char* out) {
+  if (name[0] == '/') return g_default_vfs->xFullPathname(vfs, name, size, out);
+  if (std::strlen(name) >= static_cast<std::size_t>(size)) return SQLITE_CANTOPEN;
+  sqlite3_snprintf(size, out, "%s", name);
+  return SQLITE_OK;
+}
+
+const char* relative_vfs_name() {
+  static sqlite3_vfs vfs{};
+  static std::once_flag once;
+  std::call_once(once, [] {
+    sqlite3_initialize();
+    g_default_vfs = sqlite3_vfs_find(nullptr);
+    vfs = *g_default_vfs;  // pAppData too: the unix VFS finds its locking style through it
+    vfs.zName = "petrel-relative";
+    vfs.pNext = nullptr;
+    vfs.xFullPathname = relative_full_pathname;
+    sqlite3_vfs_register(&vfs, /*makeDflt=*/0);
+  });
+  return vfs.zName;
+}
 
 base::Error sqlite_error(sqlite3* db, std::string_view what) {
   std::string message(what);
@@ -156,7 +191,7 @@ base::Result<Db> Db::open(const std::string& path) {
   ::close(fd);
 
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, relative_vfs_name());
   Db db(raw);  // closes `raw` on every path below, even when opening failed
   if (rc != SQLITE_OK) return sqlite_error(raw, "sqlite open " + path);
   sqlite3_extended_result_codes(raw, 1);

@@ -25,6 +25,9 @@ std::string_view level_name(Level level);
 // Sends lines to `file` (appending), or to stderr when `file` is empty. Call once at start-up;
 // before it, lines go to stderr at info level.
 Status init(Level level, const std::string& file);
+// The same, appending to an open descriptor, which the logger then owns (the server opens its
+// log file before it drops privileges: app/data_dir.h).
+Status init_descriptor(Level level, int fd);
 bool enabled(Level level);
 void write(Level level, std::string_view event, std::string_view fields);
 void flush();

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -130,6 +131,8 @@ void read_server(Section s, ServerConfig& c) {
   s.string("user", c.user);
   s.integer("threads", c.threads, 0, 256);
   s.string("postmaster", c.postmaster);
+  s.string("primary_domain", c.primary_domain);
+  c.primary_domain = base::to_lower(c.primary_domain);
   s.finish();
 }
 
@@ -314,6 +317,11 @@ void read_listeners(Section& root, Config& config, Errors& errors) {
     if (kind == "smtp") l.kind = ListenerKind::kSmtp;
     else if (kind == "submission") l.kind = ListenerKind::kSubmission;
     else if (kind == "submissions") l.kind = ListenerKind::kSubmissions;
+    // ARCHITECTURE.md names these; refused until a session serves them, so a listener never
+    // accepts connections that nothing answers.
+    else if (kind == "imap" || kind == "imaps" || kind == "pop3" || kind == "pop3s" || kind == "admin") {
+      errors.add(t->source(), "listener.kind", "\"" + kind + "\" is not yet supported (served now: \"smtp\", \"submission\", \"submissions\")");
+    }
     else errors.add(t->source(), "listener.kind", "must be \"smtp\", \"submission\" or \"submissions\"");
     if (l.name.empty()) l.name = kind;
     if (!names.insert(l.name).second) errors.add(t->source(), "listener.name", "\"" + l.name + "\" is used twice");
@@ -329,6 +337,9 @@ void validate(const Config& c, Errors& errors) {
     errors.add("server.hostname", "must be a host name without spaces");
   }
   if (c.server.data_dir.empty()) errors.add("server.data_dir", "must not be empty");
+  if (c.server.primary_domain.find_first_of(" \t\r\n@[]") != std::string::npos) {
+    errors.add("server.primary_domain", "must be a domain name (no spaces, no \"@\", not an address literal)");
+  }
   if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
     errors.add("tls", "cert_file and key_file must be given together");
   }
@@ -385,12 +396,33 @@ base::Result<Config> parse_config(std::string_view text, const std::string& sour
   return config;
 }
 
+namespace {
+
+// A relative path in the config means relative to the directory petrel was started in. The
+// server later works inside its data directory (app/data_dir.h), so such paths are made
+// absolute here, once, while they still mean what the operator wrote.
+void make_absolute(std::string& path) {
+  if (path.empty() || path.front() == '/') return;
+  std::error_code ec;
+  auto full = std::filesystem::absolute(path, ec);
+  if (!ec) path = full.lexically_normal().string();
+}
+
+}  // namespace
+
 base::Result<Config> load_config(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return base::permanent_error(path + ": cannot read the config file");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_config(ss.str(), path);
+  auto config = parse_config(ss.str(), path);
+  if (!config) return config;
+  for (std::string* p : {&config->server.data_dir, &config->log.file, &config->tls.cert_file, &config->tls.key_file,
+                         &config->dns.dnssec_trust_anchor, &config->remote.relay_password_file,
+                         &config->remote.ca_file}) {
+    make_absolute(*p);
+  }
+  return config;
 }
 
 std::string default_config_path() {
@@ -483,7 +515,8 @@ std::string to_toml(const Config& c) {
   auto size = [](std::uint64_t b) { return quote(base::format_size(b)); };
   o << "# effective configuration of " << c.source << "\n\n";
   o << "[server]\nhostname = " << quote(c.server.hostname) << "\ndata_dir = " << quote(c.server.data_dir)
-    << "\nuser = " << quote(c.server.user) << "\nthreads = " << c.server.threads << "\npostmaster = " << quote(c.server.postmaster) << "\n\n";
+    << "\nuser = " << quote(c.server.user) << "\nthreads = " << c.server.threads << "\npostmaster = " << quote(c.server.postmaster)
+    << "\nprimary_domain = " << quote(c.server.primary_domain) << "\n\n";
   o << "[log]\nlevel = " << quote(std::string(base::log::level_name(c.log.level))) << "\nfile = " << quote(c.log.file)
     << "\n\n";
   o << "[tls]\ncert_file = " << quote(c.tls.cert_file) << "\nkey_file = " << quote(c.tls.key_file)

@@ -26,6 +26,9 @@ struct ServerConfig {
   std::string user = "petrel";         // started as root: drop to this user after binding
   unsigned threads = 0;                // event-loop threads; 0 = one per core
   std::string postmaster;              // gets double bounces; empty = "postmaster@<hostname>"
+  // The domain whose postmaster receives RCPT TO:<Postmaster> (RFC 5321 4.5.1, no domain).
+  // Empty = the host name, or the nearest parent of it, that is a served domain.
+  std::string primary_domain;
 };
 
 struct LogConfig {

@@ -58,6 +58,27 @@ address = "nowhere"
   EXPECT_EQ(std::count(m.begin(), m.end(), '\n'), 4);
 }
 
+TEST(Config, FutureListenerKindsAreRefusedUntilServed) {
+  for (const char* kind : {"imap", "imaps", "pop3", "pop3s", "admin"}) {
+    auto c = parse_config(std::string("[[listener]]\nkind = \"") + kind + "\"\naddress = \"127.0.0.1:1143\"\n", "t.toml");
+    ASSERT_FALSE(c) << kind;
+    EXPECT_NE(c.error().message.find("listener.kind: \"" + std::string(kind) + "\" is not yet supported"), std::string::npos)
+        << c.error().message;
+  }
+}
+
+TEST(Config, PrimaryDomain) {
+  auto c = parse_config(std::string(kMinimal) + "", "t.toml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->server.primary_domain, "");
+  auto bad = parse_config("[server]\nprimary_domain = \"a@b\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n", "t.toml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("server.primary_domain"), std::string::npos) << bad.error().message;
+  auto ok = parse_config("[server]\nprimary_domain = \"Example.ORG\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n", "t.toml");
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->server.primary_domain, "example.org");
+}
+
 TEST(Config, SyntaxErrorIsReported) {
   auto c = parse_config("[server\n", "t.toml");
   ASSERT_FALSE(c);

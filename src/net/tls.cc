@@ -22,9 +22,12 @@ struct Deleter {
 using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 
-base::Status write_pem(const std::string& path, mode_t mode, bool key, EVP_PKEY* pkey, X509* cert) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
+// Writes `name` in the directory `dir_fd` through a new temporary file (O_EXCL: never an
+// existing file, never through a link), synced, then renamed into place.
+base::Status write_pem(int dir_fd, const std::string& name, mode_t mode, bool key, EVP_PKEY* pkey, X509* cert) {
+  std::string tmp = name + ".tmp";
+  (void)::unlinkat(dir_fd, tmp.c_str(), 0);  // left by a start that did not finish
+  int fd = ::openat(dir_fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return base::errno_error("create " + tmp, errno);
   FILE* f = ::fdopen(fd, "w");
   if (!f) {
@@ -35,7 +38,7 @@ base::Status write_pem(const std::string& path, mode_t mode, bool key, EVP_PKEY*
   bool flushed = std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
   std::fclose(f);
   if (!ok || !flushed) return base::temporary_error("cannot write " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return base::errno_error("rename " + tmp, errno);
+  if (::renameat(dir_fd, tmp.c_str(), dir_fd, name.c_str()) != 0) return base::errno_error("rename " + tmp, errno);
   return {};
 }
 
@@ -45,6 +48,13 @@ base::Status ensure_self_signed(const std::string& dir, const std::string& hostn
   std::string cert_path = dir + "/cert.pem", key_path = dir + "/key.pem";
   if (::access(cert_path.c_str(), R_OK) == 0 && ::access(key_path.c_str(), R_OK) == 0) return {};
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return base::errno_error("mkdir " + dir, errno);
+  // The directory itself, never a link planted in its place.
+  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir_fd < 0) return base::errno_error("open " + dir, errno);
+  struct DirCloser {
+    int fd;
+    ~DirCloser() { ::close(fd); }
+  } closer{dir_fd};
 
   PkeyPtr pkey(EVP_EC_gen("P-256"));
   if (!pkey) return base::temporary_error("cannot generate a TLS key");
@@ -66,8 +76,10 @@ base::Status ensure_self_signed(const std::string& dir, const std::string& hostn
     X509_EXTENSION_free(ext);
   }
   if (!X509_sign(cert.get(), pkey.get(), EVP_sha256())) return base::temporary_error("cannot sign the TLS certificate");
-  if (auto s = write_pem(key_path, 0600, true, pkey.get(), nullptr); !s) return s;
-  return write_pem(cert_path, 0644, false, nullptr, cert.get());
+  if (auto s = write_pem(dir_fd, "key.pem", 0600, true, pkey.get(), nullptr); !s) return s;
+  if (auto s = write_pem(dir_fd, "cert.pem", 0644, false, nullptr, cert.get()); !s) return s;
+  if (::fsync(dir_fd) != 0) return base::errno_error("fsync " + dir, errno);
+  return {};
 }
 
 base::Result<std::shared_ptr<asio::ssl::context>> make_server_tls_context(const TlsSettings& tls,

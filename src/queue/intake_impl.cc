@@ -522,6 +522,8 @@ IntakeImpl::IntakeImpl(const Spool& spool, base::Clock& clock, std::shared_ptr<C
 
 IntakeImpl::~IntakeImpl() { committer_->stop(); }
 
+void IntakeImpl::drain() { committer_->stop(); }
+
 base::Result<MessageWriterPtr> IntakeImpl::begin(const mail::Envelope& envelope) {
   if (committer_->stopping()) return base::temporary_error("queue is shutting down");
   std::string id = base::new_queue_id(clock_.wall());

@@ -51,6 +51,10 @@ class IntakeImpl final : public Intake, public StateSink {
   // Completes every commit already submitted, then stops the committer thread. Writers that
   // outlive it fail their commit (done is then called inside commit()).
   ~IntakeImpl() override;
+  // The same first step, ahead of destruction: returns once every commit submitted so far has
+  // completed (its `done` called); later commits fail at once. The server drains the intake
+  // before it destroys the event loops that the completions are posted to. Idempotent.
+  void drain();
 
   base::Result<MessageWriterPtr> begin(const mail::Envelope& envelope) override;
   bool has_free_space() override;

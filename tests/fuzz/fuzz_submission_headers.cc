@@ -1,13 +1,14 @@
 // fuzz_submission_headers: arbitrary messages through the submission header checks
-// (smtp/server/submission_headers.h). Invariants: no crash; the collector holds at most
-// kMaxSubmissionHeader octets and, whatever the chunking, finds the same header section and
-// hands back exactly the octets after it; parse_mailbox_list never returns an empty list or an
-// address without a domain.
+// (smtp/server/submission_headers.h) and the From: address list parser (mail/headers.h).
+// Invariants: no crash; the collector holds at most kMaxSubmissionHeader octets and, whatever
+// the chunking, finds the same header section and hands back exactly the octets after it;
+// parse_mailbox_list never returns an empty list or an address without a domain.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "mail/headers.h"
 #include "smtp/server/submission_headers.h"
 #include "fuzz_check.h"
 
@@ -44,12 +45,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto facts = petrel::smtp::server::analyze_header(whole.header());
   CHECK(facts.from_values.size() == facts.from_fields);
   for (const auto& v : facts.from_values) {
-    if (auto list = petrel::smtp::server::parse_mailbox_list(v)) {
+    if (auto list = petrel::mail::parse_mailbox_list(v)) {
       CHECK(!list->empty());
       for (const auto& addr : *list) CHECK(!addr.domain.empty());
     }
   }
-  if (auto list = petrel::smtp::server::parse_mailbox_list(msg.substr(0, 4096))) {
+  if (auto list = petrel::mail::parse_mailbox_list(msg.substr(0, 4096))) {
     CHECK(!list->empty());
   }
   return 0;

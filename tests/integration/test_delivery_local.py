@@ -64,6 +64,33 @@ class LocalDelivery(unittest.TestCase):
             # An unknown user is now accepted at RCPT (the catch-all takes it).
             self.assertEqual(p.log().count("550 5.1.1"), 0)
 
+    def test_postmaster_without_domain_reaches_the_primary_domains_postmaster(self):
+        # RFC 5321 4.5.1: RCPT TO:<Postmaster> (any case, no domain) is accepted and must reach
+        # the postmaster: here postmaster@example.test (the served parent of mx.example.test),
+        # an alias of alice. Nothing may be bounced to the unverified sender or relayed out.
+        body = b"From: <sender@remote.example>\r\nSubject: for the postmaster\r\n\r\nHello.\r\n"
+        with Petrel(aliases={"postmaster@example.test": ["alice@example.test"]}) as p:
+            qid = send(p, ["PostMaster"], body)
+            got = p.delivered_message(qid, owner="alice")
+            received, rest = split_received(got)
+            self.assertEqual(rest, body)
+            self.assertTrue(p.wait_log(f"queue.delivered id={qid} rcpt=postmaster@example.test"), p.log())
+            log = p.log()
+            for event in (" queue.deferred ", " queue.failed ", " queue.bounced ", " remote."):  # log events
+                self.assertNotIn(event, log)
+
+    def test_postmaster_without_domain_uses_the_configured_primary_domain(self):
+        # server.primary_domain names the domain when the host name is not one we serve.
+        with Petrel(server_toml='primary_domain = "Other.Test"') as p:
+            p.cli("domain", "add", "other.test")
+            p.cli("user", "add", "carol@other.test", input="carol-password\n")
+            p.cli("alias", "add", "postmaster@other.test", "carol@other.test")
+            time.sleep(1.5)  # the running server picks the change up within a second
+            qid = send(p, ["postmaster"], message(subject="pm").encode())
+            path = os.path.join(p.data_dir, "mail/other.test/carol/new/*")
+            self.assertEqual(len(wait_files(path, 1)), 1, p.log())
+            self.assertTrue(p.wait_log(f"queue.delivered id={qid} rcpt=postmaster@other.test"), p.log())
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,10 +1,13 @@
 """`petrel sendmail` as cron and scripts use it (issue 6): message on stdin, -t, -i/-oi, -f,
 -F, recipients as arguments, run through a link named `sendmail` with a cron-like environment
 (no HOME, minimal PATH), and a clear EX_TEMPFAIL when the server is not running."""
+import glob
 import os
 import re
 import shutil
+import socket
 import subprocess
+import time
 import unittest
 
 from petrel import DOMAIN, PETREL_BIN, Petrel
@@ -26,6 +29,35 @@ def header(message, name):
     return re.findall(rb"(?im)^" + name.encode() + rb": *([^\r\n]*)\r?$", head)
 
 
+def delivered_with(p, token, owner="alice", timeout=20):
+    """The delivered Maildir file (bytes, as stored) that contains `token`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in glob.glob(os.path.join(p.data_dir, "mail", DOMAIN, owner, "new", "*")):
+            with open(path, "rb") as f:
+                data = f.read()
+            if token in data:
+                return data
+        time.sleep(0.05)
+    raise AssertionError(f"nothing with {token!r} delivered to {owner}:\n{p.log()[-3000:]}")
+
+
+def as_given(stored, added):
+    """The stored message minus what Petrel puts on top: Return-Path:, Delivered-To:, its
+    Received: (with continuation lines), then the fields in `added` (From, Date, Message-ID:
+    those the input lacked), in the order cmd_sendmail.cc writes them. Asserts each is there."""
+    lines = stored.split(b"\r\n")
+    for name in (b"Return-Path", b"Delivered-To", b"Received"):
+        assert lines[0].startswith(name + b": "), (name, stored[:300])
+        lines.pop(0)
+        while lines[0].startswith((b" ", b"\t")):
+            lines.pop(0)
+    for name in added:
+        assert lines[0].startswith(name.encode() + b": "), (name, stored[:400])
+        lines.pop(0)
+    return b"\r\n".join(lines)
+
+
 class Sendmail(unittest.TestCase):
     def test_dash_t_like_cron(self):
         with Petrel() as p:
@@ -41,6 +73,100 @@ class Sendmail(unittest.TestCase):
                 self.assertEqual(len(header(data, "Message-ID")), 1)
                 self.assertEqual(header(data, "Bcc"), [])  # never passed on
                 self.assertTrue(data.endswith(b"\r\n\r\nDone.\r\n"), data[-50:])
+
+    def test_message_arrives_byte_for_byte(self):
+        # Each case: the input as piped in, the fields Petrel adds, the stored message after
+        # those additions. Line ends become CRLF; a last line without one gets it; a message
+        # without header gets the empty line that separates our added fields from its body.
+        own = "From: a@example.test\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <m{}@example.test>\r\n"
+        cases = [
+            ("lf", "Subject: lf tok01\nX-Folded: one\n two\n\nbody 1\n  indented\n\nlast\n", "From Date Message-ID"),
+            ("crlf", own.format(2) + "Subject: crlf tok02\r\n\r\nbody 2\r\nmore\r\n", ""),
+            ("empty first body line", "Subject: empty tok03\n\n\nafter one empty line\n", "From Date Message-ID"),
+            ("empty first body line, crlf", own.format(4) + "Subject: e tok04\r\n\r\n\r\nafter\r\n", ""),
+            ("no header", "tok05 first line, not a field\nSubject: not a header\n\nend\n", "From Date Message-ID"),
+            ("no header, crlf", "tok06 no header\r\n\r\nend\r\n", "From Date Message-ID"),
+            ("empty header", "\ntok07 body after an empty header\n", "From Date Message-ID"),
+            ("no final newline", "Subject: nofinal tok08\n\nbody\nlast line", "From Date Message-ID"),
+            ("no final newline, crlf", own.format(9) + "Subject: tok09\r\n\r\nlast", ""),
+            ("header only", "Subject: only header tok10\n", "From Date Message-ID"),
+        ]
+        with Petrel() as p:
+            for i, (name, given, added) in enumerate(cases, 1):
+                with self.subTest(name):
+                    r = sendmail(p, ["alice@example.test"], given)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    expected = given.replace("\r\n", "\n").replace("\n", "\r\n")
+                    if not expected.endswith("\r\n"):
+                        expected += "\r\n"
+                    if name.startswith("no header"):
+                        expected = "\r\n" + expected
+                    if name == "header only":
+                        expected += "\r\n"
+                    stored = delivered_with(p, f"tok{i:02d}".encode())
+                    self.assertEqual(as_given(stored, added.split()), expected.encode())
+
+    def test_control_characters_in_arguments_are_refused_before_anything_is_sent(self):
+        # A newline in -f or -F must not become a line of the submit socket's protocol (an extra
+        # RCPT) or of the header (an extra Bcc:); a recipient argument neither. Refused with
+        # EX_USAGE, nothing queued.
+        with Petrel() as p:
+            cases = [
+                (["-f", "alice@example.test\nRCPT bob@example.test", "alice@example.test"], "-f"),
+                (["-falice@example.test\rRCPT bob@example.test", "alice@example.test"], "-f"),
+                (["-r", "alice@example.test\n", "alice@example.test"], "-r"),
+                (["-F", "x\r\nBcc: bob@example.test", "alice@example.test"], "-F"),
+                (["-F", "x\nRCPT bob@example.test", "alice@example.test"], "-F"),
+                (["-F", "tab\there", "alice@example.test"], "-F"),
+                (["alice@example.test\nRCPT bob@example.test"], "recipient"),
+                (["alice@example.test\r"], "recipient"),
+                (["-t"], "recipient"),  # the NUL below, in To:
+            ]
+            for args, what in cases:
+                with self.subTest(args=args):
+                    r = sendmail(p, args, b"To: alice@example.test\0, bob@example.test\nSubject: injected\n\nx\n")
+                    self.assertEqual(r.returncode, 65 if args == ["-t"] else 64, r.stderr)
+                    self.assertIn(what.encode(), r.stderr)
+                    self.assertIn(b"control character", r.stderr)
+            time.sleep(1)
+            self.assertEqual(p.queue_ids(), [])
+            for owner in ("alice", "bob"):
+                self.assertEqual(glob.glob(os.path.join(p.data_dir, "mail", DOMAIN, owner, "new", "*")), [])
+
+    def test_full_name_is_quoted_or_encoded(self):
+        with Petrel() as p:
+            for i, (name, shown) in enumerate([
+                    ('Jo "Q" Public \\ Esq', b'"Jo \\"Q\\" Public \\\\ Esq" <root@mx.example.test>'),
+                    ("Zo\u00eb", b"=?UTF-8?B?Wm/Dqw==?= <root@mx.example.test>")]):
+                r = sendmail(p, ["-F", name, "alice@example.test"], f"Subject: name {i}\n\nx\n".encode())
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(header(find_delivered(p, f"name {i}"), "From"), [shown])
+            r = sendmail(p, ["-F", "Zo\udcc3", "alice@example.test"], "Subject: bad\n\nx\n")  # invalid UTF-8
+            self.assertEqual(r.returncode, 64, r.stderr)
+            self.assertIn(b"UTF-8", r.stderr)
+
+    def test_submit_socket_refuses_control_characters(self):
+        # Defence in depth: whatever a client sends, a SENDER or RCPT line with a control
+        # character is refused (here a TAB and a CR, which the address parser alone would pass
+        # after trimming).
+        with Petrel() as p:
+            for request in [b"SENDER \talice@example.test\nRCPT alice@example.test\nDATA\n",
+                            b"RCPT \talice@example.test\nDATA\n",
+                            b"RCPT alice@example.test\r\nDATA\n"]:
+                with self.subTest(request=request):
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.settimeout(10)
+                    s.connect(os.path.join(p.data_dir, "submit.sock"))
+                    s.sendall(request + b"12\nSubject: x\r\n0\n")
+                    reply = b""
+                    while not reply.endswith(b"\n"):
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        reply += chunk
+                    s.close()
+                    self.assertRegex(reply, rb"^error 5\d\d 5\.1\.[37] ", reply)
+            self.assertEqual(p.queue_ids(), [])
 
     def test_link_named_sendmail_recipients_as_arguments_and_dot(self):
         with Petrel() as p:

@@ -176,6 +176,23 @@ class Addresses(SmtpTest):
             qid = c.expect(250).split()[-1]
             self.assertIn(qid, p.queue_ids())
 
+    def test_policy_decisions_are_logged_with_the_session(self):
+        # policy/README.md "The log": each refusal names the session, the stage and the check,
+        # which is what `petrel explain` will read.
+        with Petrel() as p:
+            c = self.greeted(p)
+            c.cmd("MAIL FROM:<a@remote.example>", 250)
+            c.cmd("RCPT TO:<nobody@example.test>", 550)
+            c.cmd("RCPT TO:<someone@elsewhere.example>", 554)
+            c.cmd("QUIT", 221)
+            self.assertTrue(p.wait_log("check=relay verdict=reject code=554"), p.log())
+            log = p.log()
+            m = re.search(r"policy\.decision session=(s[0-9a-f]+) client=127\.0\.0\.1 stage=rcpt check=recipient "
+                          r"verdict=reject code=550 status=5\.1\.1 reason=", log)
+            self.assertIsNotNone(m, log)
+            self.assertRegex(log, rf"policy\.decision session={m.group(1)} client=127\.0\.0\.1 stage=rcpt check=relay "
+                                  r"verdict=reject code=554 status=5\.7\.1 reason=")
+
 
 class EnhancedCodes(SmtpTest):
     def test_every_reply_has_an_enhanced_code(self):

@@ -78,15 +78,18 @@ class Petrel:
     """A private Petrel server. extra_toml is appended to the generated config; sections it
     names must not be generated ones unless smtp_toml/queue_toml are used instead. [queue]
     has min_free_space = 0 unless queue_toml sets it. data_dir, when given, may exist already
-    (e.g. a mount point); otherwise it is <tmp>/data.
+    (e.g. a mount point); otherwise it is <tmp>/data. private=True leaves the temp directory
+    at mode 0700, as a clone under /root or in `mktemp -d` is: the server must then work inside
+    its data directory without searching the directories above it.
     DNS: unless extra_toml has its own [dns] section (e.g. pointing at a FakeDns), the
     resolver is pointed at a loopback port where nothing listens, with a 2 s timeout: tests
     never send a query off the machine, and mail to other domains defers with 4.4.3."""
 
     def __init__(self, smtp_toml="", queue_toml="", server_toml="", extra_toml="", users=USERS, aliases=None,
-                 data_dir=None):
+                 data_dir=None, private=False):
         self.tmp = tempfile.mkdtemp(prefix="petrel-it-")
-        os.chmod(self.tmp, 0o755)
+        if not private:
+            os.chmod(self.tmp, 0o755)
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.ports = {"smtp": free_port(), "submission": free_port(), "submissions": free_port()}
         self.config_path = os.path.join(self.tmp, "petrel.toml")
@@ -124,6 +127,9 @@ address = "127.0.0.1:{self.ports['submissions']}"
         self.aliases = aliases or {}
         self.proc = None
         self._log_file = None
+        # Set before start(): a command the server runs under (e.g. strace), its environment.
+        self.wrapper = []
+        self.env = None
 
     # --- lifecycle -------------------------------------------------------------------------
     def __enter__(self):
@@ -168,8 +174,9 @@ address = "127.0.0.1:{self.ports['submissions']}"
     def _start_once(self, timeout):
         ready_before = self.log().count("server.ready")  # a restart appends to the same log
         self._log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([PETREL_BIN, "serve", "-c", self.config_path], stdout=self._log_file,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([*self.wrapper, PETREL_BIN, "serve", "-c", self.config_path],
+                                     stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=self.env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -4,7 +4,7 @@
 
 #include "base/log.h"
 #include "base/strings.h"
-#include "mail/date.h"
+#include "mail/headers.h"
 #include "smtp/server/session.h"
 
 namespace petrel::smtp::server {
@@ -87,8 +87,13 @@ std::optional<mail::Reply> Session::begin_message() {
     return mail::reply(451, "4.3.0", "Requested action aborted: local problem in processing");
   }
   tx_.writer = std::move(writer).value();
-  std::string received = received_header(tx_.writer->id());
-  if (auto s = tx_.writer->append(received); !s) tx_.storage_failed = true;
+  // Fields policy added go above our Received: (policy/README.md "Headers"), then the trace.
+  std::string top;
+  for (const auto* fields : {&connect_headers_, &helo_headers_, &tx_.policy_headers}) {
+    for (const auto& f : *fields) top += f + "\r\n";
+  }
+  top += received_header(tx_.writer->id());
+  if (auto s = tx_.writer->append(top); !s) tx_.storage_failed = true;
   tx_.submitted = !auth_user_.empty();
   return std::nullopt;
 }
@@ -114,7 +119,8 @@ void Session::absorb(std::string_view octets) {
 // RFC 6409 8: a submission server may add what a message lacks. We add Date: and Message-ID:
 // above the client's header section (trace-field order aside, RFC 5322 3.6 does not order
 // fields), so every octet the client sent is stored as sent. RFC 5322 3.6.2: one From: field;
-// each of its addresses must be one the account owns (RFC 6409 6.1).
+// whether the account owns each of its addresses (RFC 6409 6.1) is policy's question at the end
+// of data ("submitted_from"), asked with the addresses parsed here.
 void Session::check_submitted_header() {
   if (tx_.header.too_large()) {
     tx_.header_refusal = mail::reply(552, "5.3.4", "Message header section too large");
@@ -126,23 +132,20 @@ void Session::check_submitted_header() {
     return;
   }
   if (facts.from_fields == 1) {
-    auto addresses = parse_mailbox_list(facts.from_values.front());
+    auto addresses = mail::parse_mailbox_list(facts.from_values.front());
     if (!addresses) {
       tx_.header_refusal = mail::reply(554, "5.6.0", "Cannot parse the From: field");
       return;
     }
-    for (const auto& a : *addresses) {
-      if (ctx_.sender_rights && !ctx_.sender_rights->may_use(auth_user_, a)) {
-        tx_.header_refusal =
-            mail::reply(553, "5.7.1", "<" + a.str() + ">: From: address not owned by the authenticated user");
-        return;
-      }
-    }
+    tx_.header_from = std::move(*addresses);
+  } else {
+    tx_.header_from.emplace();  // no From: field: nothing to own
   }
   std::string added;
-  if (!facts.has_date) added += "Date: " + mail::rfc5322_date(tx_.envelope.received_at) + "\r\n";
+  if (!facts.has_date) added += mail::date_field(tx_.envelope.received_at);
+  // The queue id is unique on this host (base/ids.h: time, process, counter).
   if (!facts.has_message_id && tx_.writer) {
-    added += "Message-ID: <" + tx_.writer->id() + "@" + ctx_.config.server.hostname + ">\r\n";
+    added += mail::message_id_field(tx_.writer->id(), ctx_.config.server.hostname);
   }
   store(added);
   store(tx_.header.held());
@@ -223,8 +226,15 @@ net::awaitable<void> Session::finish_message() {
     refusal = mail::reply(554, "5.4.0", "Too many hops (Received: headers), mail loop?");
   } else if (tx_.header_refusal) {
     refusal = tx_.header_refusal;
-  } else if (tx_.storage_failed) {
-    refusal = mail::reply(451, "4.3.0", "Requested action aborted: local problem in processing");
+  } else {
+    // Policy at the end of data, before the storage verdict as the From: check always was.
+    auto context = policy_context(policy::Stage::kData);
+    auto decision = co_await await_policy(context);
+    if (decision.kind != policy::Decision::Kind::kAccept) {
+      refusal = std::move(decision.reply);
+    } else if (tx_.storage_failed) {
+      refusal = mail::reply(451, "4.3.0", "Requested action aborted: local problem in processing");
+    }
   }
   if (refusal) {
     send(*refusal);
@@ -251,18 +261,21 @@ net::awaitable<void> Session::finish_message() {
 }
 
 std::string Session::received_header(const std::string& queue_id) const {
-  // RFC 5321 4.4: from / by / with / id / for; date. With-protocol per RFC 3848 / RFC 6531.
-  std::string proto = tx_.envelope.smtputf8 ? "UTF8SMTP" : (esmtp_ ? "ESMTP" : "SMTP");
-  if (stream_.is_tls()) proto += "S";
-  if (!tx_.envelope.auth_user.empty()) proto += "A";
-  std::string h = "Received: from " + base::log_escape(helo_, 100) + " ([" + client_ip_ + "])\r\n";
-  if (stream_.is_tls()) h += "\t(using " + stream_.tls_description() + ")\r\n";
-  h += "\tby " + ctx_.config.server.hostname + " (Petrel) with " + proto + " id " + queue_id;
-  if (tx_.envelope.recipients.size() == 1) {
-    h += "\r\n\tfor <" + base::log_escape(tx_.envelope.recipients.front().address.str(), 300) + ">";
-  }
-  h += ";\r\n\t" + mail::rfc5322_date(tx_.envelope.received_at) + "\r\n";
-  return h;
+  // RFC 5321 4.4 (mail/headers.h): the recipient is named only when there is one.
+  const bool tls = stream_.is_tls();
+  const std::string proto =
+      mail::received_protocol(esmtp_, tx_.envelope.smtputf8, tls, !tx_.envelope.auth_user.empty());
+  const std::string tls_text = tls ? stream_.tls_description() : std::string();
+  const std::string rcpt = tx_.envelope.recipients.size() == 1 ? tx_.envelope.recipients.front().address.str() : "";
+  return mail::received_field({.helo = helo_,
+                               .ip = client_ip_,
+                               .tls = tls_text,
+                               .by = ctx_.config.server.hostname,
+                               .by_comment = "Petrel",
+                               .with = proto,
+                               .id = queue_id,
+                               .for_rcpt = rcpt,
+                               .at = tx_.envelope.received_at});
 }
 
 }  // namespace petrel::smtp::server

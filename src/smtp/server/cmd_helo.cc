@@ -30,6 +30,7 @@ std::optional<Session::Next> Session::greet(std::string_view args, bool esmtp) {
   }
   // RFC 5321 4.1.4: EHLO/HELO in the middle of a transaction resets it.
   reset_transaction();
+  helo_headers_.clear();
   helo_ = std::string(*name);
   esmtp_ = esmtp;
   state_ = State::kGreeted;
@@ -38,6 +39,20 @@ std::optional<Session::Next> Session::greet(std::string_view args, bool esmtp) {
 
 Session::Next Session::handle_ehlo(std::string_view args) {
   if (auto refused = greet(args, true)) return *refused;
+  return ask_policy(policy::Stage::kHelo, &Session::proceed_ehlo);
+}
+
+Session::Next Session::refuse_greeting(const policy::Decision& decision) {
+  send(decision.reply);
+  state_ = State::kConnected;
+  esmtp_ = false;
+  helo_.clear();
+  return count_error() ? Next::kClose : Next::kContinue;
+}
+
+Session::Next Session::proceed_ehlo(const policy::Decision& decision) {
+  if (decision.kind != policy::Decision::Kind::kAccept) return refuse_greeting(decision);
+  helo_headers_ = decision.headers;
   mail::Reply r;
   r.code = 250;
   r.text = ctx_.config.server.hostname + " Hello [" + client_ip_ + "]";
@@ -56,6 +71,12 @@ Session::Next Session::handle_ehlo(std::string_view args) {
 
 Session::Next Session::handle_helo(std::string_view args) {
   if (auto refused = greet(args, false)) return *refused;
+  return ask_policy(policy::Stage::kHelo, &Session::proceed_helo);
+}
+
+Session::Next Session::proceed_helo(const policy::Decision& decision) {
+  if (decision.kind != policy::Decision::Kind::kAccept) return refuse_greeting(decision);
+  helo_headers_ = decision.headers;
   send(250, "", ctx_.config.server.hostname);
   return Next::kContinue;
 }

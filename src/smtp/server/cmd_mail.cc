@@ -1,4 +1,8 @@
-// cmd_mail.cc: MAIL and RCPT (RFC 5321 4.1.1.2-3), where relay and recipient policy is decided.
+// cmd_mail.cc: MAIL and RCPT (RFC 5321 4.1.1.2-3): syntax and protocol limits here; whether
+// the sender and each recipient are welcome (relaying, unknown users, sender ownership) is
+// policy's decision (policy/README.md), asked before the 250.
+#include "base/assert.h"
+#include "base/log.h"
 #include "base/strings.h"
 #include "smtp/server/session.h"
 
@@ -20,11 +24,6 @@ Session::Next Session::handle_mail(std::string_view args) {
     send(452, "4.3.1", "Insufficient system storage");
     return count_error() ? Next::kClose : Next::kContinue;
   }
-  // RFC 6409 6.1: an authenticated user sends as an address the account owns.
-  if (!auth_user_.empty() && ctx_.sender_rights && !ctx_.sender_rights->may_use(auth_user_, mf.sender)) {
-    send(553, "5.7.1", "<" + mf.sender.str() + ">: Sender address rejected: not owned by the authenticated user");
-    return count_error() ? Next::kClose : Next::kContinue;
-  }
   auto& env = tx_.envelope;
   env.auth_user = auth_user_;
   env.sender = std::move(mf.sender);
@@ -35,6 +34,16 @@ Session::Next Session::handle_mail(std::string_view args) {
   env.envid = std::move(mf.envid);
   env.client_ip = client_ip_;
   env.helo = helo_;
+  // Policy decides the rest (RFC 6409 6.1 sender ownership among it), then proceed_mail.
+  return ask_policy(policy::Stage::kMail, &Session::proceed_mail);
+}
+
+Session::Next Session::proceed_mail(const policy::Decision& decision) {
+  if (refused(decision)) {
+    reset_transaction();
+    return count_error() ? Next::kClose : Next::kContinue;
+  }
+  tx_.policy_headers = decision.headers;
   state_ = State::kMail;
   send(250, "2.1.0", "Ok");
   return Next::kContinue;
@@ -52,30 +61,55 @@ Session::Next Session::handle_rcpt(std::string_view args) {
     send(452, "4.5.3", "Too many recipients");
     return Next::kContinue;
   }
-  // Reply text may quote the address: Reply::render() strips controls and caps the line.
-  const auto& addr = rt.recipient.address;
-  if (!rt.postmaster) {
-    switch (ctx_.directory.lookup(addr)) {
-      case auth::RecipientStatus::kLocal:
-        break;
-      case auth::RecipientStatus::kUnknownUser:
-        // Refused now rather than accepted and bounced later (no backscatter).
-        send(550, "5.1.1", "<" + addr.str() + ">: Recipient address rejected: User unknown");
-        return count_error() ? Next::kClose : Next::kContinue;
-      case auth::RecipientStatus::kNotOurDomain:
-        // ARCHITECTURE.md "No open relay, ever": other domains only for trusted or
-        // authenticated clients.
-        if (!client_trusted() && auth_user_.empty()) {
-          send(554, "5.7.1", "<" + addr.str() + ">: Relay access denied");
-          return count_error() ? Next::kClose : Next::kContinue;
-        }
-        break;
+  // RFC 5321 4.5.1: "<Postmaster>" without a domain must be accepted. It has no domain to be
+  // delivered in, so it becomes postmaster@<primary domain> and from here on is an ordinary
+  // recipient: the alias/account rules decide where it goes, and it is never relayed out.
+  if (rt.postmaster) {
+    auto domain = postmaster_domain();
+    if (!domain) {
+      // No served domain to give it to: a configuration problem the operator can fix, so
+      // temporary (the client retries) rather than accepted and bounced or relayed.
+      PETREL_LOG(kError, "smtp.no_postmaster_domain", "session={} hostname={} primary_domain=\"{}\"", session_id_,
+                 ctx_.config.server.hostname, base::log_escape(ctx_.config.server.primary_domain));
+      send(451, "4.3.0", "<Postmaster>: no local domain configured for the postmaster, try again later");
+      return count_error() ? Next::kClose : Next::kContinue;
     }
+    rt.recipient.address = mail::Address{"postmaster", std::move(*domain)};
   }
-  tx_.envelope.recipients.push_back(std::move(rt.recipient));
+  // Unknown users (550 5.1.1) and relaying (554 5.7.1) are policy's checks.
+  pending_rcpt_ = std::move(rt.recipient);
+  return ask_policy(policy::Stage::kRcpt, &Session::proceed_rcpt);
+}
+
+Session::Next Session::proceed_rcpt(const policy::Decision& decision) {
+  auto recipient = std::move(pending_rcpt_);
+  pending_rcpt_.reset();
+  if (refused(decision)) return count_error() ? Next::kClose : Next::kContinue;
+  PETREL_ASSERT(recipient, "RCPT decision without a recipient");
+  for (auto& h : decision.headers) tx_.policy_headers.push_back(h);
+  tx_.envelope.recipients.push_back(std::move(*recipient));
   state_ = State::kRcpt;
   send(250, "2.1.5", "Ok");
   return Next::kContinue;
+}
+
+// server.primary_domain when set and served; else server.hostname or the nearest parent of it
+// that we serve ("mx.example.org" -> "example.org"). Read from the directory's snapshot at each
+// use, so a domain added while the server runs counts at once.
+std::optional<std::string> Session::postmaster_domain() const {
+  const auto& server = ctx_.config.server;
+  if (!server.primary_domain.empty()) {
+    if (ctx_.directory.serves_domain(server.primary_domain)) return server.primary_domain;
+    return std::nullopt;
+  }
+  std::string_view name = server.hostname;
+  while (!name.empty()) {
+    if (ctx_.directory.serves_domain(name)) return base::to_lower(name);
+    auto dot = name.find('.');
+    if (dot == std::string_view::npos) break;
+    name.remove_prefix(dot + 1);
+  }
+  return std::nullopt;
 }
 
 }  // namespace petrel::smtp::server

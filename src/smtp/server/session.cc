@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "base/assert.h"
 #include "base/log.h"
 #include "base/strings.h"
 
@@ -106,6 +107,7 @@ Session::Session(SessionContext& ctx, const config::ListenerConfig& listener, ne
     }
     for (const auto& net : limits_.trusted_networks) trusted_ = trusted_ || config::network_contains(net, bytes);
   }
+  PETREL_ASSERT(ctx_.policy, "a session needs its policy chain");
   session_id_ = fmt::format("s{:x}", g_session_counter.fetch_add(1, std::memory_order_relaxed));
 }
 
@@ -143,6 +145,17 @@ net::awaitable<void> Session::run() {
       send(554, "5.5.0", "Protocol error: data sent before the greeting");
       co_await flush();
       alive = false;
+    }
+  }
+  // Policy at connect (policy/README.md): a refusal replaces the banner and ends the session.
+  if (alive) {
+    verb_ = "(connect)";
+    auto context = policy_context(policy::Stage::kConnect);
+    auto decision = co_await await_policy(context);
+    if (refused(decision)) {
+      alive = false;
+    } else {
+      connect_headers_ = std::move(decision.headers);
     }
   }
   if (alive) {
@@ -185,6 +198,9 @@ net::awaitable<void> Session::run() {
           break;
         case Next::kAuth:
           alive = co_await authenticate();
+          break;
+        case Next::kPolicy:
+          alive = co_await run_policy();
           break;
       }
     }
@@ -302,6 +318,7 @@ net::awaitable<bool> Session::start_tls() {
   state_ = State::kConnected;
   esmtp_ = false;
   helo_.clear();
+  helo_headers_.clear();
   PETREL_LOG(kInfo, "smtp.tls", "session={} client={} tls=\"{}\"", session_id_, client_ip_, stream_.tls_description());
   co_return true;
 }

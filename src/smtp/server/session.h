@@ -16,7 +16,11 @@
 // (cmd_auth.cc). An authenticated session may relay anywhere, but only with sender addresses
 // the account owns, in MAIL FROM and in From: (553 5.7.1), and its messages get Date: and
 // Message-ID: when they lack them (cmd_data.cc).
-// Not done here: accepting connections and counting them (server.h).
+// Policy (policy/README.md): at connect, HELO, MAIL, RCPT and end of data the session asks
+// SessionContext::policy and awaits its decision: a refusal is sent instead of the positive
+// reply; header fields it adds are written above our Received: (session_policy.cc). Relaying,
+// unknown users and sender ownership are decided there; protocol rules stay here.
+// Not done here: accepting connections and counting them (net/acceptor.h, session_factory.h).
 // Thread: a session lives on one io_context thread.
 #pragma once
 
@@ -35,15 +39,17 @@
 #include "mail/command.h"
 #include "mail/envelope.h"
 #include "net/asio.h"
+#include "net/connection_limiter.h"
 #include "net/input_buffer.h"
 #include "net/stream.h"
+#include "policy/chain.h"
 #include "queue/intake.h"
 #include "smtp/server/data_decoder.h"
 #include "smtp/server/submission_headers.h"
 
 namespace petrel::smtp::server {
 
-// What every session shares; owned by the Server, outlives all sessions.
+// What every session shares; owned by `petrel serve` (app/serve.cc), outlives all sessions.
 struct SessionContext {
   const config::Config& config;
   auth::Directory& directory;
@@ -55,13 +61,12 @@ struct SessionContext {
   auth::AuthLimiter* auth_limiter = nullptr;
   const auth::SenderRights* sender_rights = nullptr;
   net::asio::thread_pool* blocking = nullptr;
+  // The policy checks (policy/chain.h); required: without it nothing refuses relaying.
+  const policy::Chain* policy = nullptr;
 };
 
 // Released when the session ends (the server's connection counters).
-class ConnectionSlot {
- public:
-  virtual ~ConnectionSlot() = default;
-};
+using ConnectionSlot = net::ConnectionLimiter::Slot;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -82,7 +87,7 @@ class Session : public std::enable_shared_from_this<Session> {
   };
 
   // What the loop does after a handler has queued its reply.
-  enum class Next { kContinue, kClose, kData, kBdat, kStartTls, kAuth };
+  enum class Next { kContinue, kClose, kData, kBdat, kStartTls, kAuth, kPolicy };
 
   // Handlers (one file per family). `args` is the text after the verb.
   Next handle_ehlo(std::string_view args);
@@ -127,6 +132,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string received_header(const std::string& queue_id) const;
   mail::Extensions extensions() const;
   bool client_trusted() const { return trusted_; }
+  // The domain whose postmaster gets RCPT TO:<Postmaster>; nullopt when we serve none that fits.
+  std::optional<std::string> postmaster_domain() const;
   void log_reply(const mail::Reply& reply);
   // AUTH (cmd_auth.cc).
   bool auth_configured() const;  // this listener may offer AUTH at all
@@ -137,6 +144,26 @@ class Session : public std::enable_shared_from_this<Session> {
   net::awaitable<auth::AuthStep> run_step(F f);
   // Submission checks of the header section, once it is complete (cmd_data.cc).
   void check_submitted_header();
+  // Policy (session_policy.cc): a handler that needs a verdict returns ask_policy(stage, f);
+  // the loop awaits the chain (run_policy) and calls f with the decision, which replies and
+  // returns kContinue or kClose.
+  using Proceed = Next (Session::*)(const policy::Decision&);
+  struct PendingPolicy {
+    policy::Stage stage;
+    Proceed proceed;
+  };
+  Next ask_policy(policy::Stage stage, Proceed proceed);
+  net::awaitable<bool> run_policy();
+  net::awaitable<policy::Decision> await_policy(const policy::Context& context);
+  policy::Context policy_context(policy::Stage stage) const;
+  // Sends the decision's reply when it refuses; true then.
+  bool refused(const policy::Decision& decision);
+  Next proceed_ehlo(const policy::Decision& decision);
+  Next proceed_helo(const policy::Decision& decision);
+  Next proceed_mail(const policy::Decision& decision);
+  Next proceed_rcpt(const policy::Decision& decision);
+  // The reply to a HELO/EHLO that policy refused: the session is not greeted.
+  Next refuse_greeting(const policy::Decision& decision);
 
   SessionContext& ctx_;
   const config::ListenerConfig& listener_;
@@ -158,6 +185,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t messages_ = 0;
   std::size_t replies_by_class_[4] = {};  // 2xx..5xx replies sent, for the disconnect log line
   std::string_view verb_;  // of the command being handled, for log lines
+  std::optional<PendingPolicy> pending_policy_;  // the question the loop is to ask next
+  // Header fields policy added (policy/README.md "Headers"): at connect, for the session; at
+  // EHLO/HELO, until the next one or STARTTLS.
+  std::vector<std::string> connect_headers_;
+  std::vector<std::string> helo_headers_;
 
   // Authentication (RFC 4954): once per session, forgotten by STARTTLS.
   std::string auth_user_;  // the authenticated account (its canonical key); empty: not authenticated
@@ -179,8 +211,12 @@ class Session : public std::enable_shared_from_this<Session> {
     bool submitted = false;
     HeaderCollector header;
     std::optional<mail::Reply> header_refusal;  // answer at the end of data instead of 250
+    // The addresses of the one From: field, once parsed (submissions): for policy at the end.
+    std::optional<std::vector<mail::Address>> header_from;
+    std::vector<std::string> policy_headers;  // added by policy at MAIL and RCPT
   };
   Transaction tx_;
+  std::optional<mail::Recipient> pending_rcpt_;  // RCPT: the recipient policy is asked about
 
   // The BDAT chunk being read (RFC 3030): kept outside the transaction because a refused
   // chunk's octets must still be counted off exactly.

@@ -1,4 +1,4 @@
-// submission_headers.cc: header section collection and the From: address list (RFC 5322 3.4).
+// submission_headers.cc: header section collection and field facts (RFC 5322 2.2, 3.6).
 #include "smtp/server/submission_headers.h"
 
 #include "base/strings.h"
@@ -79,73 +79,6 @@ HeaderFacts analyze_header(std::string_view header) {
   }
   end_field();
   return facts;
-}
-
-std::optional<std::vector<mail::Address>> parse_mailbox_list(std::string_view v) {
-  std::vector<mail::Address> out;
-  std::string plain;  // the element's text outside comments and angle brackets, whitespace dropped
-  std::optional<std::string> angle;
-  auto finish = [&]() -> bool {
-    std::string spec = angle ? std::string(base::trim(*angle)) : plain;
-    // An obsolete route in an angle address (RFC 5322 4.4): "<@a,@b:user@host>".
-    if (angle && spec.starts_with("@")) {
-      auto colon = spec.find(':');
-      if (colon == std::string::npos) return false;
-      spec = spec.substr(colon + 1);
-    }
-    plain.clear();
-    const bool had_angle = angle.has_value();
-    angle.reset();
-    if (spec.empty()) return !had_angle;  // an empty list element or group: nothing to check
-    auto a = mail::parse_address(spec);
-    if (!a || a->domain.empty()) return false;
-    out.push_back(std::move(a).value());
-    return true;
-  };
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    char c = v[i];
-    if (c == '(') {
-      // A comment, possibly nested, with quoted-pairs.
-      int depth = 0;
-      for (; i < v.size(); ++i) {
-        if (v[i] == '\\') ++i;
-        else if (v[i] == '(') ++depth;
-        else if (v[i] == ')' && --depth == 0) break;
-      }
-      if (i >= v.size()) return std::nullopt;
-    } else if (c == '"') {
-      // A quoted string: kept as written (part of a local part or of a display name).
-      std::size_t start = i++;
-      for (; i < v.size() && v[i] != '"'; ++i) {
-        if (v[i] == '\\') ++i;
-      }
-      if (i >= v.size()) return std::nullopt;
-      if (!angle) plain.append(v.substr(start, i - start + 1));
-    } else if (c == '[' && !angle) {
-      // A domain literal ("[IPv6:::1]"): its colons do not start a group.
-      auto close = v.find(']', i + 1);
-      if (close == std::string_view::npos) return std::nullopt;
-      plain.append(v.substr(i, close - i + 1));
-      i = close;
-    } else if (c == '<') {
-      auto close = v.find('>', i + 1);
-      if (angle || close == std::string_view::npos) return std::nullopt;
-      angle = std::string(v.substr(i + 1, close - i - 1));
-      i = close;
-    } else if (c == ':') {
-      plain.clear();  // "group name:" starts a group; its name is not an address
-    } else if (c == ',' || c == ';') {
-      if (!finish()) return std::nullopt;
-    } else if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-      // After an angle address only whitespace and comments may follow within the element;
-      // text before it is the display name and is dropped when the angle address comes.
-      if (angle) return std::nullopt;
-      plain += c;
-    }
-  }
-  if (!finish()) return std::nullopt;
-  if (out.empty()) return std::nullopt;
-  return out;
 }
 
 }  // namespace petrel::smtp::server

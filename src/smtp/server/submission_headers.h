@@ -1,13 +1,12 @@
 // smtp/server/submission_headers.h: what the submission service needs to know about a
-// message's header section (RFC 5322 2.2, 3.6): the From: fields' addresses, and whether
+// message's header section (RFC 5322 2.2, 3.6): the From: fields' values, and whether
 // Date: and Message-ID: are present.
 //
 // Promise: HeaderCollector holds the header section as it streams in, never more than
 // kMaxSubmissionHeader octets, and says when it has ended (at the first empty line, or at the
-// end of the message when there is none). analyze_header() reads it without changing a byte;
-// parse_mailbox_list() takes the addresses out of a From: value (display names, quoted
-// strings, comments, angle addresses and groups).
-// Not done here: deciding who owns an address (auth::SenderRights), adding fields (the
+// end of the message when there is none). analyze_header() reads it without changing a byte.
+// Not done here: reading the addresses of a From: value (mail::parse_mailbox_list, in
+// mail/headers.h), deciding who owns an address (auth::SenderRights), adding fields (the
 // session puts its additions above the client's header, so the client's octets stay as sent).
 // Thread: plain values; one per transaction.
 #pragma once
@@ -34,9 +33,6 @@ struct HeaderFacts {
 
 // `header`: the header section (without the empty line that ends it).
 HeaderFacts analyze_header(std::string_view header);
-
-// The addresses of an RFC 5322 mailbox-list or address-list; nullopt when unparsable or empty.
-std::optional<std::vector<mail::Address>> parse_mailbox_list(std::string_view value);
 
 class HeaderCollector {
  public:

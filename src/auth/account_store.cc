@@ -3,6 +3,7 @@
 
 #include "auth/address_key.h"
 #include "auth/cram_md5_state.h"
+#include "auth/saslprep.h"
 #include "auth/sqlite_db.h"
 #include "base/strings.h"
 
@@ -80,10 +81,20 @@ base::Result<bool> AccountStore::alias_exists(const std::string& key) {
   return has_row(*db_, "SELECT 1 FROM aliases WHERE address = ?1 LIMIT 1", key);
 }
 
-base::Status AccountStore::check_password(std::string_view password) const {
+// A new password as it is kept: SASLprep'd as a stored string (saslprep.h; RFC 5802 2.2 for
+// SCRAM, RFC 4616 for PLAIN), so that every spelling the client may type of it (and SASLprep
+// in turn) matches the argon2id hash, the SCRAM keys and the CRAM-MD5 state alike.
+base::Result<std::string> AccountStore::prepare_new_password(std::string_view password) const {
   if (password.empty()) return refused("empty password");
   if (password.size() > kMaxPasswordLength) return refused("password longer than 1024 octets");
-  return {};
+  auto prepared = prepare_password(password, PrepMode::kStored);
+  if (!prepared) {
+    if (prepared.error().temporary()) return prepared.error();
+    return refused("password refused: " + prepared.error().message);
+  }
+  // NFKC may lengthen it (one code point can become several).
+  if (prepared->size() > kMaxPasswordLength) return refused("password longer than 1024 octets once prepared");
+  return prepared;
 }
 
 base::Status AccountStore::check_quota(std::uint64_t quota_bytes) {
@@ -164,7 +175,8 @@ base::Status AccountStore::set_catch_all(std::string_view text, std::string_view
 base::Status AccountStore::add_user(std::string_view text, std::string_view password, std::uint64_t quota_bytes) {
   auto address = parse_mailbox_address(text);
   if (!address) return address.error();
-  if (auto s = check_password(password); !s) return s;
+  auto prepared = prepare_new_password(password);
+  if (!prepared) return prepared.error();
   if (auto s = check_quota(quota_bytes); !s) return s;
   const std::string key = address_key(*address);
 
@@ -173,9 +185,9 @@ base::Status AccountStore::add_user(std::string_view text, std::string_view pass
   auto domain_ok = domain_exists(address->domain);
   if (!domain_ok) return domain_ok.error();
   if (!*domain_ok) return refused("no such domain: " + address->domain + " (add it first)");
-  auto hash = hash_password(password, options_.password_cost);
+  auto hash = hash_password(*prepared, options_.password_cost);
   if (!hash) return hash.error();
-  auto scram = new_scram_keys(password);
+  auto scram = new_scram_keys(*prepared);
   if (!scram) return scram.error();
 
   auto txn = WriteTransaction::begin(*db_);
@@ -195,7 +207,7 @@ base::Status AccountStore::add_user(std::string_view text, std::string_view pass
   stmt->bind(1, key).bind(2, fold_local(address->local)).bind(3, address->domain).bind(4, *hash);
   stmt->bind(5, static_cast<std::int64_t>(quota_bytes)).bind(6, now());
   bind_scram(*stmt, 7, *scram);
-  bind_cram(*stmt, 11, options_.cram_md5, password);
+  bind_cram(*stmt, 11, options_.cram_md5, *prepared);
   auto done = stmt->step();
   if (!done) return done.error();
   if (*done == Step::kConstraint) return refused("account " + key + " already exists");
@@ -217,14 +229,15 @@ base::Status AccountStore::del_user(std::string_view text) {
 base::Status AccountStore::set_password(std::string_view text, std::string_view password) {
   auto address = parse_mailbox_address(text);
   if (!address) return address.error();
-  if (auto s = check_password(password); !s) return s;
+  auto prepared = prepare_new_password(password);
+  if (!prepared) return prepared.error();
   const std::string key = address_key(*address);
   auto exists = account_exists(key);
   if (!exists) return exists.error();
   if (!*exists) return refused("no such account: " + key);
-  auto hash = hash_password(password, options_.password_cost);
+  auto hash = hash_password(*prepared, options_.password_cost);
   if (!hash) return hash.error();
-  auto scram = new_scram_keys(password);
+  auto scram = new_scram_keys(*prepared);
   if (!scram) return scram.error();
 
   auto stmt = db_->prepare(
@@ -233,7 +246,7 @@ base::Status AccountStore::set_password(std::string_view text, std::string_view 
   if (!stmt) return stmt.error();
   stmt->bind(1, key).bind(2, *hash);
   bind_scram(*stmt, 3, *scram);
-  bind_cram(*stmt, 7, options_.cram_md5, password);
+  bind_cram(*stmt, 7, options_.cram_md5, *prepared);
   if (auto s = stmt->run(); !s) return s;
   if (db_->changes() == 0) return refused("no such account: " + key);  // deleted meanwhile
   return {};
@@ -279,7 +292,18 @@ base::Result<std::vector<AccountInfo>> AccountStore::list_users(std::optional<st
   return out;
 }
 
-base::Result<bool> AccountStore::verify_password(std::string_view text, std::string_view password) {
+base::Result<bool> AccountStore::verify_password(std::string_view text, std::string_view typed) {
+  // The password as the client typed it, prepared as a query (saslprep.h); one that SASLprep
+  // refuses (a control character, say) cannot be any account's password. Passwords of
+  // printable ASCII are unchanged by SASLprep, so hashes stored before it was applied (all
+  // made from the password as typed) still verify; a stored password with control characters
+  // or non-ASCII characters not already in SASLprep form must be set again.
+  auto prepared = prepare_password(typed, PrepMode::kQuery);
+  if (!prepared) {
+    if (prepared.error().temporary()) return prepared.error();
+    return false;
+  }
+  const std::string& password = *prepared;
   std::optional<std::string> stored;
   auto address = parse_mailbox_address(text);
   if (address) {

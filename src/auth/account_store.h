@@ -8,7 +8,9 @@
 // user or alias only in a domain that exists, keys folded as address_key.h says. Passwords
 // are never stored, only their argon2id hashes and, for SCRAM-SHA-256, salted keys (sasl.h:
 // a fresh salt and kScramIterations each time a password is set) and, while CRAM-MD5 is
-// enabled, its HMAC-MD5 key state (cram_md5_state.h).
+// enabled, its HMAC-MD5 key state (cram_md5_state.h), all three made from the password
+// SASLprep'd (saslprep.h, RFC 4013) as a stored string; verify_password() prepares what the
+// client typed the same way, as a query.
 // Each account has a quota in bytes (0 = unlimited), stored here and carried by the Directory
 // to delivery, where the Maildir applies it (mailbox/README.md, "Quota").
 // Not done here: answering RCPT lookups (DirectoryImpl reads a snapshot of these tables),
@@ -91,7 +93,9 @@ class AccountStore {
   // Mail to an unknown local part of `domain` goes to `target`; an empty target removes it.
   base::Status set_catch_all(std::string_view domain, std::string_view target);
 
-  // Accounts. The password must be 1..kMaxPasswordLength octets. Blocking: argon2id runs here.
+  // Accounts. The password must be 1..kMaxPasswordLength octets of UTF-8, before and after
+  // SASLprep, and SASLprep must accept it (no control characters, no unassigned code points:
+  // a permanent error says which rule). Blocking: argon2id runs here.
   // quota_bytes: 0 = unlimited; at most kMaxQuotaBytes (SQLite stores a signed 64-bit integer).
   base::Status add_user(std::string_view address, std::string_view password, std::uint64_t quota_bytes = 0);
   base::Status del_user(std::string_view address);
@@ -108,8 +112,9 @@ class AccountStore {
   base::Status del_alias(std::string_view address, std::optional<std::string_view> target = std::nullopt);
   base::Result<std::vector<AliasInfo>> list_aliases(std::optional<std::string_view> domain = std::nullopt);
 
-  // True when `address` is an account and `password` its password; false otherwise, including
-  // for unknown or malformed addresses (which cost the same time as a wrong password, so the
+  // True when `address` is an account and `password` (as typed; SASLprep'd here as a query)
+  // its password; false otherwise, including for a password SASLprep refuses and for unknown
+  // or malformed addresses (which cost the same time as a wrong password, so the
   // answer's timing does not tell which accounts exist: one argon2id verification against the
   // decoy, options.decoy_hash or the store's own). For SASL; blocking, CPU-bound.
   base::Result<bool> verify_password(std::string_view address, std::string_view password);
@@ -128,7 +133,7 @@ class AccountStore {
   base::Result<bool> domain_exists(const std::string& domain);
   base::Result<bool> account_exists(const std::string& key);
   base::Result<bool> alias_exists(const std::string& key);
-  base::Status check_password(std::string_view password) const;
+  base::Result<std::string> prepare_new_password(std::string_view password) const;
   static base::Status check_quota(std::uint64_t quota_bytes);
 
   std::unique_ptr<sqlite::Db> db_;

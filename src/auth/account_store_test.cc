@@ -186,6 +186,38 @@ TEST_F(AccountStoreTest, Passwords) {
   expect_refused(store_->del_user("alice@example.test"), "no such account");
 }
 
+// Passwords are kept SASLprep'd (RFC 4013) as stored strings and checked SASLprep'd as queries:
+// every spelling that prepares to the same string opens the account (RFC 4013 3 examples).
+TEST_F(AccountStoreTest, PasswordsAreComparedAfterSaslprep) {
+  ASSERT_TRUE(store_->add_user("alice@example.test", "I\u00ADX"));  // SOFT HYPHEN: mapped to nothing
+  ASSERT_TRUE(store_->add_user("bob@example.test", "\u2168"));       // ROMAN NUMERAL NINE: NFKC "IX"
+  for (const char* address : {"alice@example.test", "bob@example.test"}) {
+    // NO-BREAK SPACE maps to SPACE: "I X" is another password.
+    for (auto [typed, opens] : {std::pair{"IX", true}, {"I\u00ADX", true}, {"\u2168", true}, {"I\u00A0X", false}}) {
+      auto r = store_->verify_password(address, typed);
+      ASSERT_TRUE(r) << r.error().message;
+      EXPECT_EQ(*r, opens) << address << " " << typed;
+    }
+    auto lower = store_->verify_password(address, "ix");  // no case folding in SASLprep
+    ASSERT_TRUE(lower);
+    EXPECT_FALSE(*lower);
+  }
+  // Prohibited output fails the check (and is refused when set), as do passwords with
+  // unassigned code points when set (RFC 3454 7: stored strings).
+  auto bell = store_->verify_password("alice@example.test", "I\u0007X");
+  ASSERT_TRUE(bell);
+  EXPECT_FALSE(*bell);
+  expect_refused(store_->set_password("alice@example.test", "bell\u0007"), "prohibited");
+  expect_refused(store_->set_password("alice@example.test", "x\u0221"), "unassigned");
+  expect_refused(store_->set_password("alice@example.test", "\u00AD"), "empty");
+  // ASCII passwords are unchanged by SASLprep: a hash made from the raw password (as every
+  // hash was before SASLprep was applied) still verifies.
+  EXPECT_TRUE(store_->set_password("alice@example.test", "plain ASCII ~!"));
+  auto ascii = store_->verify_password("alice@example.test", "plain ASCII ~!");
+  ASSERT_TRUE(ascii);
+  EXPECT_TRUE(*ascii);
+}
+
 // An unknown (or malformed) user is checked against a decoy, as a wrong password is checked
 // against the real hash (issue: "535 5.7.8 with the same timing whether the user exists or
 // not"). A store given the server's shared decoy uses it and never makes one of its own, so no

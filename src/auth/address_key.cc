@@ -22,6 +22,22 @@ std::string address_key(const mail::Address& address) {
   return fold_local(address.local) + "@" + address.domain_key();
 }
 
+std::string login_key(std::string_view authcid) {
+  // The store finds accounts with parse_mailbox_address() and address_key(); parse_address()
+  // accepts a superset of what the former does and address_key() folds both alike, so this is
+  // the store's key for every name that can log in. The length cap keeps the limiter's
+  // memory bounded; no valid address is longer (RFC 5321 4.5.3.1: 64 + 1 + 255 octets of
+  // path, and local parts of accounts are shorter still).
+  std::string key;
+  if (auto parsed = mail::parse_address(authcid.substr(0, 4 * kMaxLoginKey)); parsed && !parsed->domain.empty()) {
+    key = address_key(*parsed);
+  } else {
+    key = base::to_lower(authcid);
+  }
+  if (key.size() > kMaxLoginKey) key.resize(kMaxLoginKey);
+  return key;
+}
+
 base::Status check_local_part(std::string_view local) {
   if (local.empty()) return base::permanent_error("empty local part");
   for (char ch : local) {

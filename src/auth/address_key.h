@@ -23,6 +23,15 @@ std::string fold_local(std::string_view local);
 // fold_local(local) + "@" + lowercased domain. Postmaster with no domain keys as "postmaster".
 std::string address_key(const mail::Address& address);
 
+// The key an authentication identity is counted and locked out under (auth_limiter.h), and
+// the account it names when it names one: for any text mail::parse_address accepts,
+// address_key() of what it parses to, so every spelling that reaches one account, quoted or
+// escaped local parts ("\"bob\"@x", "\"b\\ob\"@x") and case variants alike, has that
+// account's key. Any other text cannot name an account; it is keyed lowercased (ASCII). No
+// lookup: names that have no account get keys too. At most kMaxLoginKey octets.
+inline constexpr std::size_t kMaxLoginKey = 255;
+std::string login_key(std::string_view authcid);
+
 // An account's or alias's local part must be an RFC 5321 Dot-string (atoms of atext joined by
 // single dots: no quotes, no whitespace, no '@', no leading, trailing or doubled dot) and must
 // not contain '%' or '!' (source routing: an open-relay vector, RFC 5321 3.6.1 and 7.9) or

@@ -12,6 +12,19 @@ TEST(AddressKey, FoldsLocalPartAndDomain) {
   EXPECT_EQ(fold_local("J\xC3\x9CRGEN"), "j\xC3\x9Crgen");
 }
 
+TEST(AddressKey, LoginKeyIsTheStoresKeyForEverySpelling) {
+  for (const char* s : {"bob@example.test", "BOB@Example.TEST", "\"bob\"@example.test", "\"b\\ob\"@example.test",
+                        "\"B\\O\\B\"@example.test"}) {
+    EXPECT_EQ(login_key(s), "bob@example.test") << s;
+  }
+  // Not an address: lowercased as is; long text is capped.
+  EXPECT_EQ(login_key("Not An Address"), "not an address");
+  EXPECT_EQ(login_key("bob"), "bob");
+  EXPECT_EQ(login_key(std::string(5000, 'A')).size(), kMaxLoginKey);
+  // A quoted local part that is not a Dot-string keeps its content (no account has one).
+  EXPECT_EQ(login_key("\"B ob\"@example.test"), "b ob@example.test");
+}
+
 TEST(AddressKey, LocalPartRules) {
   struct Case {
     const char* local;

@@ -3,13 +3,13 @@
 
 #include <algorithm>
 
+#include "auth/address_key.h"
 #include "base/ip_key.h"
 #include "base/strings.h"
 
 namespace petrel::auth {
 
 namespace {
-constexpr std::size_t kMaxNameKey = 255;
 constexpr int kMaxTarpitFactor = 5;
 }  // namespace
 
@@ -27,7 +27,7 @@ bool AuthLimiter::ip_locked(std::string_view ip) {
 }
 
 bool AuthLimiter::account_locked(std::string_view account) {
-  std::string key = base::to_lower(account.substr(0, kMaxNameKey));
+  std::string key = login_key(account);
   std::lock_guard lock(mu_);
   return locked(accounts_, key, clock_.mono());
 }
@@ -71,17 +71,18 @@ std::size_t AuthLimiter::count(Table& table, const std::string& key, Time now) {
 }
 
 std::chrono::milliseconds AuthLimiter::record_failure(std::string_view ip, std::string_view account) {
+  const std::string key = account.empty() ? std::string() : login_key(account);
   const Time now = clock_.mono();
   std::lock_guard lock(mu_);
   std::size_t n = count(ips_, base::ip_key(ip), now);
-  if (!account.empty()) n = std::max(n, count(accounts_, base::to_lower(account.substr(0, kMaxNameKey)), now));
+  if (!account.empty()) n = std::max(n, count(accounts_, key, now));
   if (n < options_.tarpit_after) return std::chrono::milliseconds(0);
   auto factor = static_cast<int>(std::min<std::size_t>(n - options_.tarpit_after + 1, kMaxTarpitFactor));
   return options_.tarpit_delay * factor;
 }
 
 void AuthLimiter::record_success(std::string_view account) {
-  std::string key = base::to_lower(account.substr(0, kMaxNameKey));
+  std::string key = login_key(account);
   std::lock_guard lock(mu_);
   auto it = accounts_.find(key);
   if (it != accounts_.end() && it->second.locked_until <= clock_.mono()) accounts_.erase(it);

@@ -6,7 +6,10 @@
 // after `lockout_after` failures within `window` the client address (or the account name) is
 // refused for `lockout`, whatever it sends. Counters are in memory and bounded: at most
 // `max_entries` addresses and as many names; when full, expired entries go first, then the
-// oldest. IPv6 clients are counted per /64 (base/ip_key.h). A success
+// oldest. IPv6 clients are counted per /64 (base/ip_key.h). Names are counted, locked and
+// cleared under their canonical key (login_key(), address_key.h: the store's folding,
+// applied syntactically), so "\"bob\"@x", "BOB@X" and "bob@x" share one counter and
+// spelling a name another way buys no fresh attempts. A success
 // clears the account's counter, not the address's: knowing one password must not buy an
 // attacker fresh attempts against other accounts.
 // Names are counted whether or not an account exists, so a refusal says nothing about which
@@ -41,12 +44,12 @@ class AuthLimiter {
 
   // True while `ip` (textual IPv4 or IPv6) is locked out.
   bool ip_locked(std::string_view ip);
-  // True while the account name (as the client spelled it; case-folded here) is locked out.
+  // True while the account name (as the client spelled it; canonicalised here) is locked out.
   bool account_locked(std::string_view account);
   // Records one failure for the address and, when not empty, the name. Returns how long to
   // wait before answering (zero below tarpit_after).
   std::chrono::milliseconds record_failure(std::string_view ip, std::string_view account);
-  // A successful authentication as `account`: its counter is cleared.
+  // A successful authentication as `account` (any spelling): its counter is cleared.
   void record_success(std::string_view account);
 
   // For tests and metrics.

@@ -58,6 +58,32 @@ TEST(AuthLimiterTest, AccountCountedAcrossAddressesCaseFolded) {
   EXPECT_FALSE(l.ip_locked("198.51.100.77"));
 }
 
+// Every spelling that logs in as one account is one name: quoted and escaped local parts,
+// case, a source route; failures spread over them lock the account (issue 11), a success in
+// any spelling clears it, and names with no account are counted the same way.
+TEST(AuthLimiterTest, AccountCountedUnderItsCanonicalKeyWhateverTheSpelling) {
+  base::FakeClock clock;
+  AuthLimiter l(clock, small());
+  const char* spellings[] = {"\"bob\"@example.test", "\"b\\ob\"@example.test", "\"BOB\"@EXAMPLE.test",
+                             "Bob@Example.Test", "\"\\b\\o\\b\"@example.test"};
+  for (int i = 0; i < 5; ++i) l.record_failure("198.51.100." + std::to_string(i), spellings[i]);
+  EXPECT_FALSE(l.account_locked("bob@example.test"));
+  EXPECT_EQ(l.tracked_accounts(), 1u);
+  l.record_failure("198.51.100.99", "bob@example.test");  // the sixth: locked
+  for (const char* s : spellings) EXPECT_TRUE(l.account_locked(s)) << s;
+  EXPECT_FALSE(l.account_locked("bobby@example.test"));
+
+  clock.advance(5min);
+  for (int i = 0; i < 5; ++i) l.record_failure("203.0.113." + std::to_string(i), spellings[i]);
+  l.record_success("\"Bob\"@example.test");  // any spelling clears the one counter
+  l.record_failure("203.0.113.50", "bob@example.test");
+  EXPECT_FALSE(l.account_locked("bob@example.test"));
+
+  // Unknown names and names that are not addresses are counted too (lowercased).
+  for (int i = 0; i < 6; ++i) l.record_failure("192.0.2." + std::to_string(i), i % 2 ? "NoSuchUser" : "nosuchuser");
+  EXPECT_TRUE(l.account_locked("nosuchuser"));
+}
+
 TEST(AuthLimiterTest, WindowForgetsOldFailures) {
   base::FakeClock clock;
   AuthLimiter l(clock, small());

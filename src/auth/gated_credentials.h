@@ -1,7 +1,7 @@
 // auth/gated_credentials.h: a CredentialSource that skips the password check for account
 // names the AuthLimiter has locked out.
 //
-// Why: the SMTP server answers 454 to a locked name whatever the password (cmd_auth.cc), so
+// Why: a locked name is refused whatever the password (LoginGuard, login_guard.h), so
 // checking the password would only burn argon2id CPU for attackers who spread their guesses
 // over many addresses (DEPENDENCIES.md: AUTH must not become a CPU amplifier). Skipping it
 // reveals nothing the 454 does not already say, and the lockout covers names that do not exist

@@ -6,6 +6,7 @@
 
 #include "auth/sasl_crypto.h"
 #include "auth/sasl_mechanisms.h"
+#include "auth/saslprep.h"
 #include "base/strings.h"
 
 namespace petrel::auth {
@@ -91,7 +92,10 @@ base::Result<SaslResponse> decode_response(std::string_view line, bool initial) 
 
 base::Result<ScramKeys> compute_scram_keys(std::string_view password, std::string_view salt,
                                            std::uint32_t iterations) {
-  auto salted = crypto::pbkdf2_sha256(password, salt, iterations);
+  // RFC 5802 3: SaltedPassword := Hi(Normalize(password), salt, i).
+  auto normalized = prepare_password(password, PrepMode::kStored);
+  if (!normalized) return normalized.error();
+  auto salted = crypto::pbkdf2_sha256(*normalized, salt, iterations);
   if (!salted) return base::temporary_error("SCRAM: PBKDF2 failed");
   auto client_key = crypto::hmac("SHA256", *salted, "Client Key");
   auto server_key = crypto::hmac("SHA256", *salted, "Server Key");

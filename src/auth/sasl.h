@@ -48,9 +48,11 @@ struct ScramKeys {
   std::string server_key;          // HMAC(SaltedPassword, "Server Key"), 32 octets
 };
 
-// Computes the stored keys for `password` (PBKDF2-HMAC-SHA-256). The password is used as
-// given: SASLprep is not applied (ASCII passwords are unaffected). Temporary error when
-// OpenSSL fails.
+// Computes the stored keys for `password` (PBKDF2-HMAC-SHA-256) over Normalize(password),
+// that is SASLprep as a stored string (RFC 5802 2.2, saslprep.h): "I\u00ADX" and "\u2168"
+// give the keys of "IX", which is what a client that follows RFC 5802 derives from any of
+// them. Printable ASCII is unchanged, so keys stored before SASLprep was applied still match.
+// Permanent error when SASLprep refuses the password; temporary when OpenSSL fails.
 base::Result<ScramKeys> compute_scram_keys(std::string_view password, std::string_view salt,
                                            std::uint32_t iterations);
 // As above with a fresh 16-octet random salt and kScramIterations.
@@ -61,8 +63,10 @@ base::Result<ScramKeys> new_scram_keys(std::string_view password);
 class CredentialSource {
  public:
   virtual ~CredentialSource() = default;
-  // True when `password` is the account's password; false for a wrong password and for an
-  // unknown or malformed name, at the same cost. An error only for storage trouble.
+  // True when `password` (as the client sent it) is the account's password, compared after
+  // SASLprep (RFC 4616 2, RFC 4013; the store prepares both sides, saslprep.h); false for a
+  // wrong password, one SASLprep refuses, and an unknown or malformed name, the last at the
+  // same cost as a wrong password. An error only for storage trouble.
   virtual base::Result<bool> verify_password(std::string_view authcid, std::string_view password) = 0;
   // The account's SCRAM-SHA-256 keys; nullopt when unknown or when the account has none
   // (a password set before SCRAM keys were stored).

@@ -1,5 +1,8 @@
 // sasl_plain.cc: PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login), the two mechanisms
 // that carry the password itself and are checked with CredentialSource::verify_password.
+// The password goes to the source as the client sent it: the source compares it after
+// SASLprep (RFC 4616 2, RFC 4013; AccountStore::verify_password), so it is prepared in one
+// place for every protocol.
 // Both belong only on encrypted connections; the protocol layer enforces that.
 #include <optional>
 

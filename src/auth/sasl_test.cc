@@ -444,6 +444,60 @@ TEST(SaslStoreTest, PasswordsSetInTheStoreWorkForEveryStoredMechanism) {
   EXPECT_FALSE(cram->has_value());
 }
 
+// SASLprep end to end (RFC 4013 3 examples): a password set in the store as "I<SOFT HYPHEN>X"
+// or as U+2168 opens the account through PLAIN, LOGIN and SCRAM-SHA-256 when typed in another
+// spelling that prepares to the same "IX" (a SCRAM client derives its proof from
+// SASLprep(password), RFC 5802 2.2, so from "IX"); a control character fails.
+TEST(SaslStoreTest, PasswordsMatchAfterSaslprepInEveryMechanism) {
+  TempDir dir;
+  AccountStoreOptions options;
+  options.cram_md5 = true;
+  auto store = open_test_store(dir, {"example.test"},
+                               {{"soft@example.test", "I\u00ADX"}, {"roman@example.test", "\u2168"}}, options);
+  ASSERT_TRUE(store) << store.error().message;
+  StoreCredentialSource creds(**store);
+
+  auto plain = [&](const std::string& user, const std::string& password) {
+    return make_plain(creds)->start("\0"s + user + "\0"s + password).outcome;
+  };
+  auto login = [&](const std::string& user, const std::string& password) {
+    auto m = make_login(creds);
+    m->start(std::nullopt);
+    m->step(user);
+    return m->step(password).outcome;
+  };
+  auto scram = [&](const std::string& user, const std::string& client_normalized_password) {
+    auto m = make_scram_sha256(creds, "srv", "secret");
+    std::string bare = "n=" + user + ",r=cli";
+    auto first = m->start("n,," + bare);
+    EXPECT_EQ(first.outcome, SaslOutcome::kContinue);
+    auto final = m->step(scram_client_final(client_normalized_password, bare, first.data, "c=biws,r=clisrv"));
+    return final.outcome == SaslOutcome::kContinue ? m->step("").outcome : final.outcome;
+  };
+  auto cram = [&](const std::string& user, const std::string& password) {
+    auto m = make_cram_md5(creds, std::string(kCramChallenge));
+    m->start(std::nullopt);
+    auto digest = crypto::hmac("MD5", password, kCramChallenge);
+    return m->step(user + " " + crypto::to_hex(*digest)).outcome;
+  };
+
+  for (std::string user : {"soft@example.test", "roman@example.test"}) {
+    SCOPED_TRACE(user);
+    for (std::string typed : {"IX"s, "I\u00ADX"s, "\u2168"s}) {
+      EXPECT_EQ(plain(user, typed), SaslOutcome::kSuccess) << typed;
+      EXPECT_EQ(login(user, typed), SaslOutcome::kSuccess) << typed;
+    }
+    EXPECT_EQ(scram(user, "IX"), SaslOutcome::kSuccess);
+    // CRAM-MD5 has no SASLprep of its own (RFC 2195): the key state is made from the prepared
+    // password, so the client must type its prepared form.
+    EXPECT_EQ(cram(user, "IX"), SaslOutcome::kSuccess);
+    EXPECT_EQ(plain(user, "ix"), SaslOutcome::kFailed);
+    EXPECT_EQ(plain(user, "I\u0007X"), SaslOutcome::kFailed);  // prohibited: fails, not an error
+    EXPECT_EQ(login(user, "I\u0007X"), SaslOutcome::kFailed);
+    EXPECT_EQ(scram(user, "I\u00ADX"), SaslOutcome::kFailed);   // a client that skipped SASLprep
+  }
+}
+
 // RFC 2104 test vectors (RFC 2202 2): HMAC-MD5 from the stored state equals the real HMAC,
 // for a short key, a key of exactly one block and a key longer than a block (hashed first).
 TEST(CramMd5StateTest, MatchesHmacMd5) {

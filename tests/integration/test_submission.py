@@ -297,6 +297,41 @@ class Mechanisms(unittest.TestCase):
                 self.assertNotIn(secret, log)
 
 
+class Saslprep(unittest.TestCase):
+    """RFC 4013: passwords are compared after SASLprep (RFC 4013 section 3 examples), so a
+    non-ASCII password set with `petrel user add` opens the account in another spelling."""
+
+    USERS = {ALICE: ALICE_PW, "soft@example.test": "I\u00adX", "roman@example.test": "\u2168"}
+
+    def test_other_spellings_through_scram_and_plain(self):
+        with Petrel(users=self.USERS) as p:
+            c, _ = tls_session(p)
+            # U+00AD SOFT HYPHEN maps to nothing, U+2168 ROMAN NUMERAL NINE is "IX" after NFKC:
+            # a SCRAM client derives its proof from "IX" (RFC 5802 2.2) and both accounts open.
+            for user in ("soft@example.test", "roman@example.test"):
+                code, lines = scram_login(c, user, "IX")
+                self.assertEqual(code, 235, (user, lines))
+                c, _ = tls_session(p)
+            # PLAIN in the other non-ASCII spelling (UTF-8 on the wire, RFC 4616 2).
+            c.cmd("AUTH PLAIN " + plain("soft@example.test", "\u2168"), 235)
+            c, _ = tls_session(p)
+            c.cmd("AUTH PLAIN " + plain("roman@example.test", "I\u00adX"), 235)
+            # A control character is prohibited output: a failed login, not an error.
+            c, _ = tls_session(p)
+            self.assertEqual(codes(c.cmd("AUTH PLAIN " + plain("soft@example.test", "I\u0007X"), 535)),
+                             ("535", "5.7.8"))
+            # A real client: python's smtplib, PLAIN over STARTTLS on the submission port.
+            with smtplib.SMTP("127.0.0.1", p.port("submission"), timeout=30) as s:
+                s.starttls(context=client_tls_context())
+                s.login("roman@example.test", "IX")
+
+    def test_control_characters_refused_when_set(self):
+        with Petrel() as p:
+            r = p.cli("user", "add", "bell@example.test", input="ring\u0007\n", check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("prohibited", r.stderr)
+
+
 class Failures(unittest.TestCase):
     def test_connection_closed_after_max_failures(self):
         with Petrel(extra_toml="[auth]\nmax_failures = 3\ntarpit_after = 100\nlockout_after = 100\n") as p:
@@ -345,6 +380,40 @@ class Failures(unittest.TestCase):
             start = time.monotonic()
             self.assertEqual(codes(c.cmd("AUTH PLAIN " + plain(BOB, BOB_PW), 454)), ("454", "4.7.0"))
             self.assertLess(time.monotonic() - start, checked / 2)
+            c.cmd("AUTH PLAIN " + plain(ALICE, ALICE_PW), 235)
+
+    def test_lockout_per_account_whatever_the_spelling(self):
+        # Issue 11: '"bob"@', '"b\\ob"@' and case variants all log in as bob; failures spread
+        # over them, from several addresses, count against bob's one name and lock it, for
+        # every mechanism.
+        toml = '[auth]\nmax_failures = 100\ntarpit_after = 4\ntarpit_delay = "10ms"\nlockout_after = 4\nlockout = "1h"\n'
+        spellings = ['"bob"@example.test', '"b\\ob"@example.test', 'BOB@Example.TEST', '"Bob"@example.test']
+        with Petrel(extra_toml=toml) as p:
+            # Each spelling is bob: the right password works in every one.
+            for user in spellings:
+                c, _ = tls_session(p)
+                c.cmd("AUTH PLAIN " + plain(user, BOB_PW), 235)
+            for source, user, mechanism in zip(("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"), spellings,
+                                               ("PLAIN", "LOGIN", "SCRAM", "PLAIN")):
+                s = socket.create_connection(("127.0.0.1", p.port("submissions")), timeout=10,
+                                             source_address=(source, 0))
+                c = Dialog.__new__(Dialog)
+                c.sock, c.buf = client_tls_context().wrap_socket(s), b""
+                c.expect(220)
+                c.cmd("EHLO client.example", 250)
+                if mechanism == "PLAIN":
+                    code = codes(c.cmd("AUTH PLAIN " + plain(user, "guess-" + source), 535))[0]
+                elif mechanism == "LOGIN":
+                    code = str(login_mech(c, user, "guess-" + source)[0])
+                else:
+                    code = str(scram_login(c, user.replace(",", "=2C"), "guess-" + source)[0])
+                self.assertEqual(code, "535", (user, mechanism))
+            # Bob is locked in every spelling and every mechanism, for the right password too.
+            c, _ = tls_session(p)
+            self.assertEqual(codes(c.cmd("AUTH PLAIN " + plain("bob@example.test", BOB_PW), 454)), ("454", "4.7.0"))
+            c, _ = tls_session(p)
+            self.assertEqual(scram_login(c, "bob@example.test", BOB_PW)[0], 454)
+            c, _ = tls_session(p)
             c.cmd("AUTH PLAIN " + plain(ALICE, ALICE_PW), 235)
 
 

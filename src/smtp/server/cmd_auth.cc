@@ -1,17 +1,61 @@
 // cmd_auth.cc: AUTH (RFC 4954) and the listener policy that decides where it is offered.
 //
-// The exchange: AUTH names a mechanism (and may carry an initial response); the server sends
-// 334 challenges and reads one base64 line per challenge until the mechanism ends. "*"
-// cancels (501 5.7.0). Every SASL step runs on the blocking pool (argon2id costs about a
-// quarter second of CPU; SQLite may touch the disk) while the session waits asynchronously.
-// Failures are counted per connection (max_failures, then 421) and in the shared AuthLimiter
-// per client address and account name (tarpit before 535, then 454 for a while). Nothing
+// The exchange itself, the login limits and the verdict are auth::LoginGuard's
+// (auth/login_guard.h), shared with IMAP and POP3; this file does the SMTP part: the AUTH
+// command's syntax, the 334 challenge lines and the client's answers, running each SASL step
+// on the blocking pool (argon2id costs about a quarter second of CPU; SQLite may touch the
+// disk) while the session waits asynchronously, waiting out the tarpit before a 535, and
+// mapping each verdict to its reply:
+//   success 235 2.7.0 | failed 535 5.7.8 | locked 454 4.7.0 | malformed 501 5.5.2 |
+//   temporary 454 4.7.0 | cancelled 501 5.7.0 | undecodable 501 5.5.2 | line too long 500 5.5.6 |
+//   unknown mechanism 504 5.5.4.
+// Failures are also counted per connection (auth.max_failures, then 421 and close). Nothing
 // the client sends during the exchange is logged: it may be a password.
+#include "auth/login_guard.h"
 #include "base/log.h"
 #include "base/strings.h"
 #include "smtp/server/session.h"
 
 namespace petrel::smtp::server {
+namespace {
+
+std::string_view result_name(const auth::AuthStep& step) {
+  switch (step.result) {
+    case auth::AuthResult::kChallenge: return "challenge";
+    case auth::AuthResult::kSuccess: return "ok";
+    case auth::AuthResult::kFailed: return "failed";
+    case auth::AuthResult::kLocked: return "locked";
+    case auth::AuthResult::kMalformed: return "malformed";
+    case auth::AuthResult::kTemporary: return "temporary";
+    case auth::AuthResult::kAborted: return "aborted";
+    case auth::AuthResult::kUnsupported: return "unsupported";
+  }
+  return "unknown";
+}
+
+// The reply to a final step other than success (RFC 4954 6 for the codes).
+mail::Reply reply_for(const auth::AuthStep& step) {
+  switch (step.result) {
+    case auth::AuthResult::kFailed: return mail::reply(535, "5.7.8", "Authentication credentials invalid");
+    case auth::AuthResult::kLocked: return mail::reply(454, "4.7.0", "Too many failed authentications, try again later");
+    case auth::AuthResult::kMalformed: return mail::reply(501, "5.5.2", "Invalid authentication exchange");
+    case auth::AuthResult::kUnsupported: return mail::reply(504, "5.5.4", "Unrecognized authentication mechanism");
+    case auth::AuthResult::kAborted:
+      switch (step.abort) {
+        case auth::AbortReason::kLineTooLong: return mail::reply(500, "5.5.6", "Authentication exchange line is too long");
+        case auth::AbortReason::kUndecodable: return mail::reply(501, "5.5.2", "Cannot decode the response");
+        case auth::AbortReason::kCancelled:
+        case auth::AbortReason::kNone: break;
+      }
+      return mail::reply(501, "5.7.0", "Authentication cancelled");
+    case auth::AuthResult::kSuccess:
+    case auth::AuthResult::kChallenge:
+    case auth::AuthResult::kTemporary: break;
+  }
+  return mail::reply(454, "4.7.0", "Temporary authentication failure");
+}
+
+}  // namespace
 
 bool Session::auth_configured() const {
   if (!ctx_.sasl || ctx_.sasl->mechanisms().empty()) return false;
@@ -41,10 +85,6 @@ Session::Next Session::handle_auth(std::string_view args) {
     send(503, "5.5.1", "Already authenticated");
     return count_error() ? Next::kClose : Next::kContinue;
   }
-  if (ctx_.auth_limiter && ctx_.auth_limiter->ip_locked(client_ip_)) {
-    send(454, "4.7.0", "Too many failed authentications, try again later");
-    return count_error() ? Next::kClose : Next::kContinue;
-  }
   auto arg = base::trim(args);
   auto space = arg.find(' ');
   std::string_view name = arg.substr(0, space);
@@ -54,39 +94,35 @@ Session::Next Session::handle_auth(std::string_view args) {
     send(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
     return count_error() ? Next::kClose : Next::kContinue;
   }
-  auto mechanism = ctx_.sasl->start(name);
-  if (!mechanism) {
-    send(504, "5.5.4", "Unrecognized authentication mechanism");
+  // The guard only points at what every session shares (the mechanisms and the limiter).
+  auth::LoginGuard guard(*ctx_.sasl, ctx_.auth_limiter);
+  auto begun = guard.begin(client_ip_, name, initial);
+  if (!begun.exchange) {
+    const auth::AuthStep& refusal = begun.refusal;
+    PETREL_LOG(kInfo, "smtp.auth", "session={} client={} mechanism=\"{}\" result={}", session_id_, client_ip_,
+               base::log_escape(name, 40), result_name(refusal));
+    if (refusal.result == auth::AuthResult::kAborted && refusal.abort == auth::AbortReason::kUndecodable) {
+      send(501, "5.5.2", "Cannot decode the initial response");
+    } else {
+      send(reply_for(refusal));
+    }
     return count_error() ? Next::kClose : Next::kContinue;
   }
-  sasl_initial_.reset();
-  if (initial) {
-    auto decoded = auth::decode_response(*initial, /*initial=*/true);
-    if (!decoded) {
-      send(501, "5.5.2", "Cannot decode the initial response");
-      return count_error() ? Next::kClose : Next::kContinue;
-    }
-    if (decoded->cancelled) {
-      send(501, "5.7.0", "Authentication cancelled");
-      return count_error() ? Next::kClose : Next::kContinue;
-    }
-    sasl_initial_ = std::move(decoded->octets);
-  }
-  sasl_ = std::move(mechanism);
+  auth_exchange_ = std::move(begun.exchange);
   return Next::kAuth;
 }
 
-// Runs one SASL step on the blocking pool and resumes on the session's executor. Safe: the
-// session coroutine holds the session alive while it waits, and the server joins the pool
-// before it destroys sessions (serve.cc), so `f`'s captures outlive the step.
+// Runs one step of the exchange on the blocking pool and resumes on the session's executor.
+// Safe: the session coroutine holds the session alive while it waits, and the server joins
+// the pool before it destroys sessions (serve.cc), so `f`'s captures outlive the step.
 template <typename F>
-net::awaitable<auth::SaslStep> Session::run_step(F f) {
+net::awaitable<auth::AuthStep> Session::run_step(F f) {
   if (!ctx_.blocking) co_return f();
-  co_return co_await net::asio::async_initiate<const net::asio::use_awaitable_t<>&, void(auth::SaslStep)>(
+  co_return co_await net::asio::async_initiate<const net::asio::use_awaitable_t<>&, void(auth::AuthStep)>(
       [pool = ctx_.blocking, f = std::move(f)](auto handler) mutable {
         auto ex = net::asio::get_associated_executor(handler);
         net::asio::post(*pool, [f = std::move(f), handler = std::move(handler), ex]() mutable {
-          auth::SaslStep result = f();
+          auth::AuthStep result = f();
           net::asio::post(ex, [handler = std::move(handler), result = std::move(result)]() mutable {
             handler(std::move(result));
           });
@@ -97,16 +133,12 @@ net::awaitable<auth::SaslStep> Session::run_step(F f) {
 
 net::awaitable<bool> Session::authenticate() {
   verb_ = "AUTH";  // the command line's buffer is about to hold SASL responses
-  const std::string mechanism(sasl_->name());
-  auto step = co_await run_step([this] {
-    return sasl_->start(sasl_initial_ ? std::optional<std::string_view>(*sasl_initial_) : std::nullopt);
-  });
-  sasl_initial_.reset();
+  const std::string mechanism(auth_exchange_->mechanism());
+  auto step = co_await run_step([this] { return auth_exchange_->start(); });
 
   // The challenge/response loop (RFC 4954 4).
-  std::optional<mail::Reply> abort;  // the exchange ended by the client's fault
-  while (step.outcome == auth::SaslOutcome::kContinue) {
-    out_ += "334 " + auth::base64_encode(step.data) + "\r\n";
+  while (step.result == auth::AuthResult::kChallenge) {
+    out_ += "334 " + auth::base64_encode(step.challenge) + "\r\n";
     ++replies_by_class_[1];
     if (!co_await flush()) co_return false;
     std::string_view line;
@@ -119,80 +151,47 @@ net::awaitable<bool> Session::authenticate() {
       while (!in_.skip_line()) {
         if (!co_await read_more(limits_.command_timeout)) co_return false;
       }
-      abort = mail::reply(500, "5.5.6", "Authentication exchange line is too long");
+      step = auth_exchange_->abort(auth::AbortReason::kLineTooLong);
       break;
     }
-    auto response = auth::decode_response(line);
-    if (!response) {
-      abort = mail::reply(501, "5.5.2", "Cannot decode the response");
-      break;
-    }
-    if (response->cancelled) {
-      abort = mail::reply(501, "5.7.0", "Authentication cancelled");
-      break;
-    }
-    // The response waits in a member, not in the lambda: GCC 12 destroys init-captured
+    // The line waits in a member, not in the lambda: GCC 12 destroys init-captured
     // temporaries of a co_await expression twice.
-    sasl_response_ = std::move(response->octets);
-    step = co_await run_step([this] { return sasl_->step(sasl_response_); });
-    sasl_response_.clear();
+    auth_line_.assign(line);
+    step = co_await run_step([this] { return auth_exchange_->respond(auth_line_); });
+    auth_line_.clear();
   }
-  sasl_.reset();
+  auth_exchange_.reset();
 
-  auto fail = [&](const mail::Reply& reply) -> bool {
-    send(reply);
-    if (++auth_failures_ >= ctx_.config.auth.max_failures) {
-      send(421, "4.7.0", ctx_.config.server.hostname + " Too many failed authentications, closing connection");
-      return false;
-    }
-    return !count_error();
-  };
-
-  if (abort) {
-    PETREL_LOG(kInfo, "smtp.auth", "session={} client={} mechanism={} result=aborted", session_id_, client_ip_, mechanism);
-    co_return fail(*abort);
+  // The verdict, logged (never the client's words) and answered.
+  if (step.result == auth::AuthResult::kSuccess) {
+    auth_user_ = step.account;
+    PETREL_LOG(kInfo, "smtp.auth", "session={} client={} mechanism={} result=ok user=<{}>", session_id_, client_ip_,
+               mechanism, base::log_escape(auth_user_, 300));
+    send(235, "2.7.0", "Authentication successful");
+    co_return true;
   }
-  // A locked account name gets 454 whatever the outcome, right password or not, so that the
-  // lockout cannot be used to test passwords; names are locked whether they exist or not.
-  const bool locked = ctx_.auth_limiter && !step.authcid.empty() && ctx_.auth_limiter->account_locked(step.authcid);
-  switch (step.outcome) {
-    case auth::SaslOutcome::kSuccess:
-      if (locked) break;
-      auth_user_ = step.authcid;
-      if (ctx_.auth_limiter) ctx_.auth_limiter->record_success(step.authcid);
-      PETREL_LOG(kInfo, "smtp.auth", "session={} client={} mechanism={} result=ok user=<{}>", session_id_, client_ip_,
-                 mechanism, base::log_escape(auth_user_, 300));
-      send(235, "2.7.0", "Authentication successful");
-      co_return true;
-    case auth::SaslOutcome::kFailed: {
-      if (locked) break;
-      auto delay = ctx_.auth_limiter ? ctx_.auth_limiter->record_failure(client_ip_, step.authcid)
-                                     : std::chrono::milliseconds(0);
-      PETREL_LOG(kInfo, "smtp.auth", "session={} client={} mechanism={} result=failed reason=\"{}\" tarpit_ms={}",
-                 session_id_, client_ip_, mechanism, base::log_escape(step.reason), delay.count());
-      if (delay.count() > 0) {
-        // The tarpit: the 535 waits, the event loop does not.
-        deadline_.expire_after(delay + limits_.command_timeout);
-        net::asio::steady_timer pause(stream_.socket().get_executor(), delay);
-        co_await pause.async_wait(net::use_nothrow);
-      }
-      co_return fail(mail::reply(535, "5.7.8", "Authentication credentials invalid"));
-    }
-    case auth::SaslOutcome::kMalformed:
-      PETREL_LOG(kInfo, "smtp.auth", "session={} client={} mechanism={} result=malformed reason=\"{}\"", session_id_,
-                 client_ip_, mechanism, base::log_escape(step.reason));
-      co_return fail(mail::reply(501, "5.5.2", "Invalid authentication exchange"));
-    case auth::SaslOutcome::kTemporary:
-    case auth::SaslOutcome::kContinue:
-      PETREL_LOG(kWarn, "smtp.auth", "session={} client={} mechanism={} result=temporary reason=\"{}\"", session_id_,
-                 client_ip_, mechanism, base::log_escape(step.reason));
-      send(454, "4.7.0", "Temporary authentication failure");
-      co_return !count_error();
+  if (step.result == auth::AuthResult::kTemporary) {
+    PETREL_LOG(kWarn, "smtp.auth", "session={} client={} mechanism={} result=temporary reason=\"{}\"", session_id_,
+               client_ip_, mechanism, base::log_escape(step.reason));
+  } else {
+    PETREL_LOG(kInfo, "smtp.auth", "session={} client={} mechanism={} result={} reason=\"{}\" tarpit_ms={}",
+               session_id_, client_ip_, mechanism, result_name(step), base::log_escape(step.reason),
+               step.tarpit.count());
   }
-  // The account name is locked out.
-  if (ctx_.auth_limiter) (void)ctx_.auth_limiter->record_failure(client_ip_, "");
-  PETREL_LOG(kInfo, "smtp.auth", "session={} client={} mechanism={} result=locked", session_id_, client_ip_, mechanism);
-  co_return fail(mail::reply(454, "4.7.0", "Too many failed authentications, try again later"));
+  if (step.tarpit.count() > 0) {
+    // The tarpit: the 535 waits, the event loop does not.
+    deadline_.expire_after(step.tarpit + limits_.command_timeout);
+    net::asio::steady_timer pause(stream_.socket().get_executor(), step.tarpit);
+    co_await pause.async_wait(net::use_nothrow);
+  }
+  send(reply_for(step));
+  // A store in trouble is not the client's failure.
+  if (step.result == auth::AuthResult::kTemporary) co_return !count_error();
+  if (++auth_failures_ >= ctx_.config.auth.max_failures) {
+    send(421, "4.7.0", ctx_.config.server.hostname + " Too many failed authentications, closing connection");
+    co_return false;
+  }
+  co_return !count_error();
 }
 
 }  // namespace petrel::smtp::server

@@ -32,6 +32,7 @@
 
 #include "auth/auth_limiter.h"
 #include "auth/directory.h"
+#include "auth/login_guard.h"
 #include "auth/sasl.h"
 #include "auth/sender_rights.h"
 #include "config/config.h"
@@ -140,7 +141,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool submission() const;       // a submission listener: AUTH before MAIL
   net::awaitable<bool> authenticate();
   template <typename F>
-  net::awaitable<auth::SaslStep> run_step(F f);
+  net::awaitable<auth::AuthStep> run_step(F f);
   // Submission checks of the header section, once it is complete (cmd_data.cc).
   void check_submitted_header();
   // Policy (session_policy.cc): a handler that needs a verdict returns ask_policy(stage, f);
@@ -191,11 +192,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<std::string> helo_headers_;
 
   // Authentication (RFC 4954): once per session, forgotten by STARTTLS.
-  std::string auth_user_;  // the authenticated identity; empty: not authenticated
+  std::string auth_user_;  // the authenticated account (its canonical key); empty: not authenticated
   std::size_t auth_failures_ = 0;
-  std::unique_ptr<auth::SaslMechanism> sasl_;  // the exchange AUTH started
-  std::optional<std::string> sasl_initial_;    // its decoded initial response, if any
-  std::string sasl_response_;                  // the decoded response being stepped
+  std::unique_ptr<auth::AuthExchange> auth_exchange_;  // the exchange AUTH started
+  std::string auth_line_;                              // the client's line being stepped
 
   // The transaction (RFC 5321 3.3): from MAIL to the end of DATA/BDAT LAST or RSET.
   struct Transaction {

@@ -305,7 +305,7 @@ int serve(const config::Config& c) {
   }
 
   rt.session_context = std::make_unique<smtp::server::SessionContext>(smtp::server::SessionContext{
-      c, *rt.directory, *rt.intake, rt.tls.get(), rt.sasl.get(), rt.auth_limiter.get(), rt.sender_rights.get(),
+      c, *rt.directory, *rt.intake, rt.tls.get(), rt.sasl.get(), rt.auth_limiter.get(),
       rt.auth_pool.get(), &rt.policy->chain()});
   // Each listener's connections go to its protocol's sessions. Every kind config accepts today
   // is SMTP's (config refuses the kinds not yet served).

@@ -34,7 +34,6 @@
 #include "auth/directory.h"
 #include "auth/login_guard.h"
 #include "auth/sasl.h"
-#include "auth/sender_rights.h"
 #include "config/config.h"
 #include "mail/command.h"
 #include "mail/envelope.h"
@@ -55,13 +54,13 @@ struct SessionContext {
   auth::Directory& directory;
   queue::Intake& intake;
   net::asio::ssl::context* tls = nullptr;  // null: no STARTTLS offered
-  // AUTH (all four or none): the mechanisms, the shared failure counters, who may use which
-  // sender address, and the pool that runs SASL steps (blocking: argon2id, SQLite).
+  // AUTH (all three or none): the mechanisms, the shared failure counters, and the pool that
+  // runs SASL steps (blocking: argon2id, SQLite).
   const auth::SaslServer* sasl = nullptr;
   auth::AuthLimiter* auth_limiter = nullptr;
-  const auth::SenderRights* sender_rights = nullptr;
   net::asio::thread_pool* blocking = nullptr;
-  // The policy checks (policy/chain.h); required: without it nothing refuses relaying.
+  // The policy checks (policy/chain.h); required: without it nothing refuses relaying. Who may
+  // use which sender address is one of them ("sender_rights", app/policy_setup.h).
   const policy::Chain* policy = nullptr;
 };
 

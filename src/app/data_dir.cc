@@ -12,30 +12,12 @@
 #include <cstring>
 #include <utility>
 
+#include "base/unique_fd.h"
+
 namespace petrel::app {
 namespace {
 
-// Closes a descriptor at the end of a scope.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
+using Fd = base::UniqueFd;
 
 base::Error errno_failure(const std::string& what, int err) {
   return base::permanent_error(what + ": " + std::strerror(err));

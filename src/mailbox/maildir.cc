@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/assert.h"
+#include "base/unique_fd.h"
 
 namespace petrel::mailbox {
 
@@ -57,20 +58,7 @@ std::string parent_of(const std::string& path) {
 }
 
 // Closes on every path out of deliver(); close errors are checked where they matter.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
+using Fd = base::UniqueFd;
 
 }  // namespace
 

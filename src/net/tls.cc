@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <memory>
 
+#include "base/unique_fd.h"
+
 namespace petrel::net {
 namespace {
 
@@ -49,12 +51,9 @@ base::Status ensure_self_signed(const std::string& dir, const std::string& hostn
   if (::access(cert_path.c_str(), R_OK) == 0 && ::access(key_path.c_str(), R_OK) == 0) return {};
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return base::errno_error("mkdir " + dir, errno);
   // The directory itself, never a link planted in its place.
-  int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (dir_fd < 0) return base::errno_error("open " + dir, errno);
-  struct DirCloser {
-    int fd;
-    ~DirCloser() { ::close(fd); }
-  } closer{dir_fd};
+  base::UniqueFd dir_fd_owner(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir_fd_owner.valid()) return base::errno_error("open " + dir, errno);
+  const int dir_fd = dir_fd_owner.get();
 
   PkeyPtr pkey(EVP_EC_gen("P-256"));
   if (!pkey) return base::temporary_error("cannot generate a TLS key");

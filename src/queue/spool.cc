@@ -18,6 +18,7 @@
 #include "base/ids.h"
 #include "base/log.h"
 #include "base/strings.h"
+#include "base/unique_fd.h"
 
 namespace petrel::queue {
 
@@ -66,20 +67,7 @@ base::Status sync_dir(const std::string& path, const SpoolIo& sys) {
 
 namespace {
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
+using Fd = base::UniqueFd;
 
 base::Status make_dir(const std::string& path, bool* created) {
   if (::mkdir(path.c_str(), 0700) == 0) {

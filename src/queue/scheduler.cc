@@ -1,23 +1,14 @@
-// scheduler.cc: the delivery scheduler's entries, due heap, inbox, retries and retiring.
+// scheduler.cc: the delivery scheduler: load, the tick, outcomes (results, expiry, DSNs,
+// state commits), retiring, and the public Scheduler methods. Its other jobs:
+// scheduler_window.cc, scheduler_lanes.cc, scheduler_control.cc (scheduler_impl.h says which).
 // Design in queue/README.md ("Delivery scheduling"); contracts in scheduler.h.
 #include "queue/scheduler.h"
 
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
-#include <condition_variable>
-#include <deque>
-#include <cstring>
-#include <functional>
-#include <limits>
-#include <map>
-#include <queue>
-#include <string_view>
-#include <unordered_map>
-#include <utility>
+#include <optional>
 
 #include "base/log.h"
 #include "base/strings.h"
@@ -25,1241 +16,501 @@
 #include "queue/notice.h"
 #include "queue/notice_policy.h"
 #include "queue/retry_policy.h"
+#include "queue/scheduler_impl.h"
 
 namespace petrel::queue {
-namespace {
 
-using Seconds = std::int64_t;  // since the epoch
-constexpr Seconds kNever = std::numeric_limits<Seconds>::max();
-
-using IdKey = std::array<char, 20>;
-struct IdHash {
-  std::size_t operator()(const IdKey& k) const noexcept {
-    return std::hash<std::string_view>{}(std::string_view(k.data(), k.size()));
+void Scheduler::Impl::schedule(const IdKey& id, Entry& e) {
+  if (e.in_flight) return;
+  Seconds at = expire_at(e);
+  bool any = false;
+  for (const Rcpt& r : e.rcpts) {
+    if (resting(r.state) || r.busy) continue;
+    any = true;
+    at = std::min(at, rcpt_next(e, r));
   }
-};
-
-IdKey key_of(std::string_view id) {
-  IdKey k{};
-  std::memcpy(k.data(), id.data(), std::min(id.size(), k.size()));
-  return k;
-}
-std::string id_of(const IdKey& k) { return std::string(k.data(), k.size()); }
-
-// One recipient, 8 bytes: its state (0 = never tried, else a RecipientStatus), whether it is
-// in a delivery or a state commit, its attempts, and when it is next due, in seconds after
-// the message arrived (0 = at once).
-struct Rcpt {
-  std::uint8_t state = 0;
-  std::uint8_t busy = 0;
-  std::uint16_t attempts = 0;
-  std::uint32_t next_rel = 0;
-};
-constexpr std::uint8_t kNew = 0;
-constexpr std::uint8_t kHeld = static_cast<std::uint8_t>(RecipientStatus::kHeld);
-bool final_state(std::uint8_t s) { return s != kNew && format::is_final(static_cast<RecipientStatus>(s)); }
-// Not to be tried now: final, or on hold.
-bool resting(std::uint8_t s) { return s == kHeld || final_state(s); }
-
-// Entry::flags: what decides about notices without reading the message back.
-constexpr std::uint8_t kNullSender = 1;     // from <>: never a DSN about it (RFC 3461 6.2)
-constexpr std::uint8_t kSuccessNotify = 2;  // some recipient asked NOTIFY=SUCCESS
-constexpr std::uint8_t kFresh = 4;          // read in by the pass under way (read_in)
-constexpr std::uint8_t kDelayWarned = 8;    // a delay warning was queued (or nobody wants one)
-
-// Entry::pending_op: an operator command waiting for a delivery in flight to end.
-constexpr std::uint8_t kPendingHold = 1;
-constexpr std::uint8_t kPendingDelete = 2;
-
-std::uint8_t flags_of(const mail::Envelope& e) {
-  std::uint8_t f = e.sender.null() ? kNullSender : 0;
-  for (const auto& r : e.recipients) {
-    if ((r.notify & mail::kNotifySuccess) && !(r.notify & mail::kNotifyNever)) f |= kSuccessNotify;
+  if (!any) {
+    e.due = kNever;
+    return;
   }
-  return f;
+  if (e.due == at) return;  // already there
+  e.due = at;
+  heap.push({at, id});
 }
 
-struct Entry {
-  std::uint64_t segment = 0;
-  std::uint64_t record_offset = 0;
-  Seconds received_at = 0;
-  Seconds due = kNever;  // the time this entry sits in the heap under (kNever: not in it)
-  std::vector<Rcpt> rcpts;
-  bool in_flight = false;
-  bool spill = false;
-  std::uint8_t flags = 0;       // kNullSender, kSuccessNotify
-  std::uint8_t pending_op = 0;  // kPendingHold, kPendingDelete
-};
-
-// Where a MESSAGE record sits in the log; log order is (segment, offset) order.
-struct Position {
-  std::uint64_t segment = 0, offset = 0;
-  auto operator<=>(const Position&) const = default;
-};
-constexpr Position kLogEnd{std::numeric_limits<std::uint64_t>::max(), 0};
-
-// Part of the log whose pending messages are not in memory (README "The active window"):
-// every message in [from, to) that is neither in memory nor final is due no earlier than
-// `wake`.
-struct Range {
-  Position from, to;
-  Seconds wake;
-};
-constexpr std::size_t kMaxRanges = 32;  // more are merged: memory stays a few KiB
-
-struct Due {
-  Seconds at;
-  IdKey id;
-  bool operator>(const Due& o) const { return at > o.at; }
-};
-
-// An operator command whose records are being committed: answered when the last is durable.
-struct ControlWait {
-  std::function<void(ControlResult)> done;
-  ControlResult result;
-  std::size_t outstanding = 0;  // commits not yet durable
-  void finish_one(const base::Status& s) {
-    if (!s && result.status) result.status = s;
-    if (--outstanding == 0 && done) std::exchange(done, nullptr)(std::move(result));
+void Scheduler::Impl::retire(std::unordered_map<IdKey, Entry, IdHash>::iterator it) {
+  Entry& e = it->second;
+  if (e.spill) {
+    // Every recipient is final and durable: the body is not needed any more. (Should this
+    // fail or crash, recovery deletes the file once the segment naming it is gone.)
+    std::string path = spool.spill_path(id_of(it->first));
+    int err = off_lock([&] { return ::unlink(path.c_str()) != 0 ? errno : 0; });
+    if (err != 0 && err != ENOENT) {
+      PETREL_LOG(kWarn, "queue.unlink_failed", "id={} error=\"{}\"", id_of(it->first),
+                 base::errno_error(path, err).message);
+    }
   }
-};
-
-// A set of states submitted to the sink, remembered until it is committed (or not).
-struct PendingCommit {
-  IdKey id;
-  std::vector<RecipientState> states;
-  std::vector<std::string> names;  // recipient addresses, for the log lines
-  std::vector<std::string> why;    // the diagnostic as received
-  bool by_operator = false;        // from control(): DEFERRED means "released"
-  bool delay_notice = false;       // its DSN warns of delay: DEFERRED records get the flag
-  std::shared_ptr<ControlWait> waiter;
-
-  void add(RecipientState st, std::string name, std::string reason) {
-    states.push_back(std::move(st));
-    names.push_back(std::move(name));
-    why.push_back(std::move(reason));
-  }
-};
-
-bool bounce_state(RecipientStatus s) { return s == RecipientStatus::kFailed || s == RecipientStatus::kExpired; }
-
-Seconds to_seconds(std::chrono::system_clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-std::chrono::system_clock::time_point from_seconds(Seconds s) {
-  if (s == kNever) return std::chrono::system_clock::time_point::max();
-  return std::chrono::system_clock::time_point(std::chrono::seconds(s));
+  PETREL_LOG(kDebug, "queue.done", "id={}", id_of(it->first));
+  forget(it);
+  ++stats.retired_messages;
+  retire_check = true;
 }
 
-std::string iso_time(Seconds s) {
-  time_t t = static_cast<time_t>(s);
-  struct tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+base::Status Scheduler::Impl::load() {
+  Seconds now = to_seconds(clock.wall());
+  if (auto st = read_in({{0, 0}, kLogEnd, now}, now, true); !st) return st;
+  retire_check = true;
+  PETREL_LOG(kInfo, "queue.loaded", "pending={} retired={} on_disk={}", entries.size(), stats.retired_messages,
+             ranges.empty() ? "none" : "some");
+  return {};
 }
 
-std::string rcpt_name(const mail::Envelope& e, std::uint32_t i) {
-  if (i >= e.recipients.size()) return "#" + std::to_string(i);
-  const auto& a = e.recipients[i].address;
-  return base::log_escape(a.local + "@" + a.domain);
-}
-
-}  // namespace
-
-// ---- the inbox: the only state touched by other threads ----
-
-struct Scheduler::Inbox {
-  struct NewMessage {
-    IdKey id;
-    std::uint64_t segment, record_offset;
-    Seconds received_at;
-    std::uint32_t nrcpt;
-    bool spill;
-    std::uint8_t flags;
-  };
-  static NewMessage arrival(const StoredMessage& m) {
-    return {key_of(m.id),
-            m.segment,
-            m.record_offset,
-            m.envelope.received_at,
-            static_cast<std::uint32_t>(m.envelope.recipients.size()),
-            m.body.kind == format::BodyKind::kSpill,
-            flags_of(m.envelope)};
+Scheduler::TimePoint Scheduler::Impl::tick() {
+  // Read before draining the inbox: every message in a segment older than this one has been
+  // handed to the commit listener already, so it is in what we drain (state_sink.h).
+  std::uint64_t current = sink.current_segment();
+  std::vector<Inbox::NewMessage> messages;
+  std::vector<Inbox::Results> results;
+  std::vector<Inbox::Committed> committed;
+  std::vector<Inbox::NoticeQueued> notices_queued;
+  std::vector<Inbox::Control> controls;
+  {
+    std::lock_guard lk(inbox->mu);
+    messages.swap(inbox->messages);
+    results.swap(inbox->results);
+    committed.swap(inbox->committed);
+    notices_queued.swap(inbox->notices);
+    controls.swap(inbox->controls);
   }
-  struct Results {
-    IdKey id;
-    std::vector<RecipientResult> results;
-  };
-  struct Committed {
-    std::shared_ptr<PendingCommit> commit;
-    base::Status status;
-  };
-  struct NoticeQueued {  // the DSN about `commit`'s recipients is durable (or not)
-    std::shared_ptr<PendingCommit> commit;
-    base::Status status;
-    std::string dsn_id;
-  };
-  struct Control {
-    ControlRequest request;
-    std::function<void(ControlResult)> done;
-  };
+  Seconds now = to_seconds(clock.wall());
+  for (auto& m : messages) {
+    add(m.id, m.segment, m.record_offset, m.received_at, m.nrcpt, m.spill, m.flags, now);
+    auto it = entries.find(m.id);
+    if (it != entries.end()) schedule(it->first, it->second);
+  }
+  for (auto& r : results) apply_results(r.id, std::move(r.results), now);
+  for (auto& n : notices_queued) apply_notice(n, now);
+  for (auto& c : committed) apply_commit(*c.commit, c.status, now);
+  for (auto& c : controls) apply_control(c, now);
 
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<NewMessage> messages;
-  std::vector<Results> results;
-  std::vector<Committed> committed;
-  std::vector<NoticeQueued> notices;
-  std::vector<Control> controls;
-  bool woken = false;
-  bool stopping = false;
-
-  template <typename F>
-  void push(F&& add) {
-    {
-      std::lock_guard lk(mu);
-      add();
-      woken = true;
+  // Due work, earliest first. Expiry needs no delivery slot; a delivery does.
+  while (!heap.empty() && heap.top().at <= now) {
+    Due d = heap.top();
+    auto it = entries.find(d.id);
+    if (it == entries.end() || it->second.due != d.at || it->second.in_flight) {
+      heap.pop();  // stale: rescheduled, retired or busy since it was pushed
+      continue;
     }
-    cv.notify_one();
-  }
-};
-
-// ---- the tick thread's state ----
-
-struct Scheduler::Impl {
-  Impl(const Spool& sp, StateSink& sk, Transport& tr, base::Clock& cl, SchedulerConfig cf, Intake* nt,
-       std::shared_ptr<Inbox> in)
-      : spool(sp), sink(sk), transport(tr), clock(cl), config(cf), notices(nt), inbox(std::move(in)) {
-    retry = RetryPolicy{config.retry_first, config.retry_max, config.lifetime, config.delay_warning}.normalized();
-    config.retry_first = retry.retry_first;
-    config.retry_max = retry.retry_max;
-    config.concurrency = std::max<std::size_t>(config.concurrency, 1);
-  }
-
-  const Spool& spool;
-  StateSink& sink;
-  Transport& transport;
-  base::Clock& clock;
-  SchedulerConfig config;
-  RetryPolicy retry;  // retry_policy.h: when to try again, when to give up
-  Intake* notices;
-  std::shared_ptr<Inbox> inbox;
-
-  // The view: held by load()/tick() while they change the state below, released around every
-  // disk access (off_lock()), so snapshot() and memory_bytes() look from outside without
-  // waiting on I/O. Only the ticking thread changes the state, and tick_mu lets one load()/tick()
-  // run at a time, so what a tick holds stays valid while the view is released.
-  mutable std::mutex mu;
-  std::mutex tick_mu;
-  std::unique_lock<std::mutex>* view = nullptr;  // `mu` as load()/tick() hold it
-  // Runs `io` (a disk access) with the view released; back under it on return.
-  template <class F>
-  decltype(auto) off_lock(F&& io) {
-    struct Relock {
-      std::unique_lock<std::mutex>* l;
-      ~Relock() {
-        if (l) l->lock();
-      }
-    } relock{view};
-    if (view) view->unlock();
-    return io();
-  }
-  // Inside off_lock(): back under the view for a change (a scan's callback).
-  std::unique_lock<std::mutex> under_view() {
-    return view ? std::unique_lock<std::mutex>(mu) : std::unique_lock<std::mutex>();
-  }
-  // What stats() reports, copied at the end of load() and of each tick under its own mutex,
-  // which is never held across I/O: stats() answers while a tick waits on the disk.
-  mutable std::mutex published_mu;
-  Stats published;
-  void publish() {
-    std::lock_guard lk(published_mu);
-    published = stats;
-    published.pending = entries.size();
-    published.in_flight = in_flight.size();
-  }
-  std::unordered_map<IdKey, Entry, IdHash> entries;
-  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> heap;
-  std::map<std::uint64_t, std::uint64_t> pending_per_segment;  // segment → entries recorded in it
-  struct InFlight {
-    std::vector<std::uint32_t> indices;
-    std::vector<std::string> names;
-    std::string lane;  // Transport::Lane key when the lane has a limit, else empty
-  };
-  std::unordered_map<IdKey, InFlight, IdHash> in_flight;
-  // Lanes with a limit (transport.h): jobs in flight, and the entries that fell due while the
-  // lane was full (out of the heap, due kNever), oldest first. Duplicates are harmless: an
-  // entry is only taken back if it is still waiting (end_flight_in_lane()).
-  struct LaneState {
-    std::size_t in_flight = 0;
-    std::deque<IdKey> parked;
-  };
-  std::unordered_map<std::string, LaneState> lanes;
-  bool retire_check = false;
-  Stats stats;
-  std::vector<Range> ranges;  // what waits on disk, beyond the active window
-  struct Rewrite {
-    Seconds at;
-    std::shared_ptr<PendingCommit> commit;
-  };
-  std::vector<Rewrite> rewrites;  // final outcomes whose records failed, to write again
-  static constexpr Seconds kRewriteDelay = 5;
-  Seconds last_refill = 0;
-
-  std::size_t limit_slack = 0;  // read_in_one()
-  std::size_t limit() const { return std::max<std::size_t>(config.active_limit, 1) + limit_slack; }
-
-  Seconds expire_at(const Entry& e) const { return retry.expire_at(e.received_at); }
-  Seconds rcpt_next(const Entry& e, const Rcpt& r) const { return r.next_rel == 0 ? 0 : e.received_at + r.next_rel; }
-  void set_next(const Entry& e, Rcpt& r, Seconds at) {
-    Seconds rel = at - e.received_at;
-    r.next_rel = static_cast<std::uint32_t>(std::clamp<Seconds>(rel, 1, std::numeric_limits<std::uint32_t>::max()));
-  }
-  Seconds backoff(std::uint32_t attempts) const { return retry.backoff(attempts); }
-
-  // ---- entries ----
-
-  // Takes a message into memory, unless the active window is full: then it waits on disk
-  // (a range due now) until a refill reads it in.
-  void add(const IdKey& id, std::uint64_t segment, std::uint64_t offset, Seconds received, std::uint32_t nrcpt,
-           bool spill, std::uint8_t flags, Seconds now) {
-    if (nrcpt == 0 || entries.count(id)) return;  // nothing to deliver, or already known
-    if (entries.size() >= limit()) {
-      wait_on_disk({segment, offset}, {segment, offset + 1}, now);
-      return;
-    }
-    insert(id, segment, offset, received, nrcpt, spill, flags);
-  }
-
-  Entry& insert(const IdKey& id, std::uint64_t segment, std::uint64_t offset, Seconds received, std::uint32_t nrcpt,
-                bool spill, std::uint8_t flags) {
-    Entry& e = entries[id];
-    e.segment = segment;
-    e.record_offset = offset;
-    e.received_at = received;
-    e.spill = spill;
-    e.flags = flags;
-    e.rcpts.resize(nrcpt);
-    ++pending_per_segment[segment];
-    return e;
-  }
-
-  // ---- the active window (README "The active window") ----
-
-  void wait_on_disk(Position from, Position to, Seconds wake) {
-    ++stats.paged_out;
-    add_range({from, to, wake});
-  }
-
-  void add_range(Range range) {
-    auto [from, to, wake] = range;
-    for (Range& r : ranges) {
-      // A range that starts earlier and wakes no later may simply grow to cover this one:
-      // its claim ("nothing here is due before r.wake") holds for this message, and any
-      // message it newly spans is still covered by its own range too (arrivals in log order
-      // all land in one range this way).
-      if (r.from <= from && r.wake <= wake) {
-        r.to = std::max(r.to, to);
-        return;
-      }
-    }
-    ranges.push_back({from, to, wake});
-    if (ranges.size() <= kMaxRanges) return;
-    // Too many: merge the two neighbours (in log order) closest together. The merged range
-    // may cover messages in memory; a refill skips those.
-    std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.from < b.from; });
-    std::size_t best = 0;
-    for (std::size_t i = 1; i + 1 < ranges.size(); ++i) {
-      auto gap = [&](std::size_t k) {  // overlapping neighbours: no gap at all
-        return ranges[k + 1].from.segment > ranges[k].to.segment ? ranges[k + 1].from.segment - ranges[k].to.segment
-                                                                 : 0;
-      };
-      if (gap(i) < gap(best)) best = i;
-    }
-    Range& a = ranges[best];
-    const Range& b = ranges[best + 1];
-    a.to = std::max(a.to, b.to);
-    a.wake = std::min(a.wake, b.wake);
-    ranges.erase(ranges.begin() + static_cast<std::ptrdiff_t>(best) + 1);
-  }
-
-  // Earliest time an entry needs attention: a recipient's next attempt (0 = now), kNever
-  // when only held or busy ones are left.
-  Seconds next_due(const Entry& e) const {
-    Seconds at = kNever;
-    for (const Rcpt& r : e.rcpts) {
-      if (!resting(r.state) && !r.busy) at = std::min(at, rcpt_next(e, r));
-    }
-    return at;
-  }
-
-  // Takes an idle deferred entry out of memory (its state is all on disk).
-  void page_out(std::unordered_map<IdKey, Entry, IdHash>::iterator it, Seconds wake) {
-    const Entry& e = it->second;
-    wait_on_disk({e.segment, e.record_offset}, {e.segment, e.record_offset + 1}, wake);
-    forget(it);
-  }
-
-  // Drops an entry from memory (nothing on disk changes).
-  void forget(std::unordered_map<IdKey, Entry, IdHash>::iterator it) {
-    auto p = pending_per_segment.find(it->second.segment);
-    if (p != pending_per_segment.end() && --p->second == 0) pending_per_segment.erase(p);
-    entries.erase(it);
-  }
-
-  bool pageable(const Entry& e, Seconds now) const {
-    if (e.in_flight || e.pending_op != 0) return false;
-    bool held = false;
-    for (const Rcpt& r : e.rcpts) {
-      if (r.busy) return false;
-      held = held || r.state == kHeld;
-    }
-    return !held && next_due(e) > now + kPageOutMargin;
-  }
-  static constexpr Seconds kPageOutMargin = 60;
-
-  // Called from tick(): when mail waits on disk and is due, make room (page out the idle
-  // deferred entries due last) and read the oldest due range in. At most once a second.
-  void refill(Seconds now) {
-    if (ranges.empty() || now < last_refill + 1) return;
-    auto due = std::min_element(ranges.begin(), ranges.end(),
-                                [](const Range& a, const Range& b) { return a.wake < b.wake; });
-    if (due->wake > now) return;
-    last_refill = now;
-    if (entries.size() >= limit()) {
-      // Room for a tenth of the window, taken from the entries due last.
-      std::vector<std::pair<Seconds, IdKey>> idle;
-      for (const auto& [id, e] : entries) {
-        if (pageable(e, now)) idle.push_back({next_due(e), id});
-      }
-      std::size_t want = std::min(idle.size(), std::max<std::size_t>(1, limit() / 10));
-      std::partial_sort(idle.begin(), idle.begin() + static_cast<std::ptrdiff_t>(want), idle.end(),
-                        [](const auto& a, const auto& b) { return a.first > b.first; });
-      for (std::size_t i = 0; i < want; ++i) page_out(entries.find(idle[i].second), idle[i].first);
-      if (entries.size() >= limit()) return;  // nothing idle: the window is all busy or due
-    }
-    // Read in the due range that comes first in the log.
-    std::size_t pick = ranges.size();
-    for (std::size_t i = 0; i < ranges.size(); ++i) {
-      if (ranges[i].wake <= now && (pick == ranges.size() || ranges[i].from < ranges[pick].from)) pick = i;
-    }
-    Range r = ranges[pick];
-    ranges.erase(ranges.begin() + static_cast<std::ptrdiff_t>(pick));
-    if (auto s = read_in(r, now, false); !s) {
-      PETREL_LOG(kError, "queue.refill_failed", "error=\"{}\"", base::log_escape(s.error().message));
-      add_range({r.from, r.to, now + 60});  // try again in a minute
-    }
-  }
-
-  // Reads the log from r.from to its end: admits the messages of [r.from, r.to) that are not
-  // in memory, in log order, while the window has room, and applies their state records.
-  // Then the final ones are dropped; when the window filled up before the range was done,
-  // the ones not due soon are paged out again and the rest of the range stays on disk.
-  base::Status read_in(const Range& r, Seconds now, bool at_startup) {
-    ++stats.refills;
-    // What this pass admits is marked kFresh in its entry (no separate set: memory stays the
-    // window's), and unmarked at the end.
-    bool full = false;
-    Position stop = r.to;
-    auto s = off_lock([&] { return spool.for_each_record(
-        [&](const StoredMessage& m) {
-          auto held = under_view();
-          Position p{m.segment, m.record_offset};
-          if (p < r.from || !(p < r.to) || full) return;
-          IdKey id = key_of(m.id);
-          if (m.envelope.recipients.empty() || entries.count(id)) return;
-          if (entries.size() >= limit()) {
-            full = true;
-            stop = p;
-            return;
-          }
-          insert(id, m.segment, m.record_offset, m.envelope.received_at,
-                 static_cast<std::uint32_t>(m.envelope.recipients.size()), m.body.kind == format::BodyKind::kSpill,
-                 flags_of(m.envelope) | kFresh);
-        },
-        [&](const RecipientState& st, std::uint64_t) {
-          auto held = under_view();
-          auto it = entries.find(key_of(st.id));
-          // Not read in, or in memory before this pass (its state there is the newer one).
-          if (it == entries.end() || !(it->second.flags & kFresh)) return;
-          Entry& e = it->second;
-          if (st.recipient >= e.rcpts.size()) return;
-          if (st.flags & format::kStateFlagDelayNotified) e.flags |= kDelayWarned;  // any record, not the last
-          Rcpt& rc = e.rcpts[st.recipient];
-          if (final_state(rc.state)) return;
-          rc.state = static_cast<std::uint8_t>(st.status);
-          rc.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
-          if (st.status == RecipientStatus::kDeferred) set_next(e, rc, st.next_attempt);
-        }); });
-    if (!s) {
-      for (auto it = entries.begin(); it != entries.end();) {  // the range is tried again whole
-        auto cur = it++;
-        if (cur->second.flags & kFresh) forget(cur);
-      }
-      return s;
-    }
-    Seconds later = kNever;  // the earliest due time among those paged out again
-    std::size_t kept = 0;
-    for (auto next = entries.begin(); next != entries.end();) {
-      auto it = next++;
-      Entry& e = it->second;
-      if (!(e.flags & kFresh)) continue;
-      e.flags &= static_cast<std::uint8_t>(~kFresh);
-      const IdKey& id = it->first;
-      bool done = std::all_of(e.rcpts.begin(), e.rcpts.end(), [](const Rcpt& x) { return final_state(x.state); });
-      if (done) {
-        e.spill = false;  // leave the file to recovery once its segment goes
-        if (at_startup) {
-          retire(it);
-        } else {
-          forget(it);
-        }
-      } else if (full && pageable(e, now)) {
-        later = std::min(later, next_due(e));
-        forget(it);
-      } else {
-        schedule(id, e);
-        ++kept;
-      }
-    }
-    if (later != kNever) add_range({r.from, stop, later});
-    if (full) add_range({stop, r.to, now});
-    PETREL_LOG(kDebug, "queue.read_in", "kept={} full={} ranges={}", kept, full, ranges.size());
-    return {};
-  }
-
-  // Puts the entry in the heap at its earliest due time: the first non-final recipient that
-  // is not busy, or its expiry. Busy recipients reschedule it when their commit completes.
-  void schedule(const IdKey& id, Entry& e) {
-    if (e.in_flight) return;
-    Seconds at = expire_at(e);
-    bool any = false;
-    for (const Rcpt& r : e.rcpts) {
-      if (resting(r.state) || r.busy) continue;
-      any = true;
-      at = std::min(at, rcpt_next(e, r));
-    }
-    if (!any) {
-      e.due = kNever;
-      return;
-    }
-    if (e.due == at) return;  // already there
-    e.due = at;
-    heap.push({at, id});
-  }
-
-  void retire(std::unordered_map<IdKey, Entry, IdHash>::iterator it) {
     Entry& e = it->second;
-    if (e.spill) {
-      // Every recipient is final and durable: the body is not needed any more. (Should this
-      // fail or crash, recovery deletes the file once the segment naming it is gone.)
-      std::string path = spool.spill_path(id_of(it->first));
-      int err = off_lock([&] { return ::unlink(path.c_str()) != 0 ? errno : 0; });
-      if (err != 0 && err != ENOENT) {
-        PETREL_LOG(kWarn, "queue.unlink_failed", "id={} error=\"{}\"", id_of(it->first),
-                   base::errno_error(path, err).message);
-      }
-    }
-    PETREL_LOG(kDebug, "queue.done", "id={}", id_of(it->first));
-    forget(it);
-    ++stats.retired_messages;
-    retire_check = true;
-  }
-
-  // ---- start-up ----
-
-  base::Status load() {
-    Seconds now = to_seconds(clock.wall());
-    if (auto st = read_in({{0, 0}, kLogEnd, now}, now, true); !st) return st;
-    retire_check = true;
-    PETREL_LOG(kInfo, "queue.loaded", "pending={} retired={} on_disk={}", entries.size(), stats.retired_messages,
-               ranges.empty() ? "none" : "some");
-    return {};
-  }
-
-  // ---- one tick ----
-
-  TimePoint tick() {
-    // Read before draining the inbox: every message in a segment older than this one has been
-    // handed to the commit listener already, so it is in what we drain (state_sink.h).
-    std::uint64_t current = sink.current_segment();
-    std::vector<Inbox::NewMessage> messages;
-    std::vector<Inbox::Results> results;
-    std::vector<Inbox::Committed> committed;
-    std::vector<Inbox::NoticeQueued> notices_queued;
-    std::vector<Inbox::Control> controls;
-    {
-      std::lock_guard lk(inbox->mu);
-      messages.swap(inbox->messages);
-      results.swap(inbox->results);
-      committed.swap(inbox->committed);
-      notices_queued.swap(inbox->notices);
-      controls.swap(inbox->controls);
-    }
-    Seconds now = to_seconds(clock.wall());
-    for (auto& m : messages) {
-      add(m.id, m.segment, m.record_offset, m.received_at, m.nrcpt, m.spill, m.flags, now);
-      auto it = entries.find(m.id);
-      if (it != entries.end()) schedule(it->first, it->second);
-    }
-    for (auto& r : results) apply_results(r.id, std::move(r.results), now);
-    for (auto& n : notices_queued) apply_notice(n, now);
-    for (auto& c : committed) apply_commit(*c.commit, c.status, now);
-    for (auto& c : controls) apply_control(c, now);
-
-    // Due work, earliest first. Expiry needs no delivery slot; a delivery does.
-    while (!heap.empty() && heap.top().at <= now) {
-      Due d = heap.top();
-      auto it = entries.find(d.id);
-      if (it == entries.end() || it->second.due != d.at || it->second.in_flight) {
-        heap.pop();  // stale: rescheduled, retired or busy since it was pushed
-        continue;
-      }
-      Entry& e = it->second;
-      if (now >= expire_at(e) && !attempt_before_expiry(e)) {
-        heap.pop();
-        e.due = kNever;
-        expire(it->first, e, now);
-        schedule(it->first, e);
-        continue;
-      }
-      if (in_flight.size() >= config.concurrency) break;
+    if (now >= expire_at(e) && !attempt_before_expiry(e)) {
       heap.pop();
       e.due = kNever;
-      start_delivery(it->first, e, now);
+      expire(it->first, e, now);
+      schedule(it->first, e);
+      continue;
     }
-
-    refill(now);
-    for (std::size_t i = 0; i < rewrites.size();) {
-      if (rewrites[i].at > now) {
-        ++i;
-        continue;
-      }
-      submit(std::move(rewrites[i].commit));
-      rewrites.erase(rewrites.begin() + static_cast<std::ptrdiff_t>(i));
-    }
-    if (retire_check) retire_segments(current);
-
-    // Skip stale heads so the time returned is a real one.
-    while (!heap.empty()) {
-      auto it = entries.find(heap.top().id);
-      if (it != entries.end() && it->second.due == heap.top().at && !it->second.in_flight) break;
-      heap.pop();
-    }
-    // The next due entry (one due already waits for a free slot: a result wakes us), record
-    // to write again, or range to read in.
-    Seconds next = kNever;
-    if (!heap.empty() && heap.top().at > now) next = heap.top().at;
-    for (const Rewrite& r : rewrites) next = std::min(next, r.at);
-    for (const Range& r : ranges) next = std::min(next, std::max(r.wake, last_refill + 1));
-    return from_seconds(next);
+    if (in_flight.size() >= config.concurrency) break;
+    heap.pop();
+    e.due = kNever;
+    start_delivery(it->first, e, now);
   }
 
-  // Past its lifetime, a recipient is still tried once if that attempt was due before the
-  // lifetime ended (a restart after downtime, a flush, a release): its bounce then reports
-  // what the last attempt said. One due later just expires.
-  bool attempt_before_expiry(const Entry& e) const {
-    for (const Rcpt& r : e.rcpts) {
-      if (!resting(r.state) && !r.busy && retry.still_tried(e.received_at, rcpt_next(e, r))) return true;
+  refill(now);
+  for (std::size_t i = 0; i < rewrites.size();) {
+    if (rewrites[i].at > now) {
+      ++i;
+      continue;
     }
-    return false;
+    submit(std::move(rewrites[i].commit));
+    rewrites.erase(rewrites.begin() + static_cast<std::ptrdiff_t>(i));
   }
+  if (retire_check) retire_segments(current);
 
-  void start_delivery(const IdKey& id, Entry& e, Seconds now) {
-    DeliveryJob job;
-    for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
-      const Rcpt& r = e.rcpts[i];
-      if (!resting(r.state) && !r.busy && rcpt_next(e, r) <= now) job.recipients.push_back(i);
-    }
-    if (job.recipients.empty()) {
-      schedule(id, e);
-      return;
-    }
-    auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
-    if (!m) {
-      // Cannot read it back: a temporary failure like any other (it may be an I/O hiccup).
-      PETREL_LOG(kError, "queue.read_failed", "id={} error=\"{}\"", id_of(id), base::log_escape(m.error().message));
-      InFlight& f = begin_flight(id, e, job.recipients);
-      for (std::uint32_t i : job.recipients) f.names.push_back("#" + std::to_string(i));
-      std::vector<RecipientResult> results;
-      for (std::uint32_t i : job.recipients) {
-        results.push_back(RecipientResult::local(i, RecipientResult::Outcome::kDeferred, "4.3.0",
-                                                 "cannot read the message from the spool", true));
-      }
-      apply_results(id, std::move(results), now);
-      return;
-    }
-    job.message = std::move(*m);
-    // The lane needs the envelope, so a message that must wait has been read for nothing; it
-    // is read again when its turn comes (from the page cache, as a rule).
-    Transport::Lane lane = transport.lane(job);
-    if (lane.limit > 0) {
-      LaneState& l = lanes[lane.key];
-      if (l.in_flight >= lane.limit) {
-        l.parked.push_back(id);  // due kNever now (popped from the heap): out of the way
-        ++stats.lane_waits;
-        return;
-      }
-      ++l.in_flight;
-    }
-    InFlight& f = begin_flight(id, e, job.recipients);
-    if (lane.limit > 0) f.lane = std::move(lane.key);
-    for (std::uint32_t i : job.recipients) f.names.push_back(rcpt_name(job.message.envelope, i));
-    PETREL_LOG(kDebug, "queue.delivering", "id={} nrcpt={}", id_of(id), job.recipients.size());
-    // The callback holds the inbox, not the scheduler: a late answer after the scheduler is
-    // gone lands in an inbox nobody reads, harmlessly.
-    std::shared_ptr<Inbox> box = inbox;
-    transport.deliver(std::move(job), [box, id](std::vector<RecipientResult> results) {
-      box->push([&] { box->results.push_back({id, std::move(results)}); });
-    });
+  // Skip stale heads so the time returned is a real one.
+  while (!heap.empty()) {
+    auto it = entries.find(heap.top().id);
+    if (it != entries.end() && it->second.due == heap.top().at && !it->second.in_flight) break;
+    heap.pop();
   }
+  // The next due entry (one due already waits for a free slot: a result wakes us), record
+  // to write again, or range to read in.
+  Seconds next = kNever;
+  if (!heap.empty() && heap.top().at > now) next = heap.top().at;
+  for (const Rewrite& r : rewrites) next = std::min(next, r.at);
+  for (const Range& r : ranges) next = std::min(next, std::max(r.wake, last_refill + 1));
+  return from_seconds(next);
+}
 
-  InFlight& begin_flight(const IdKey& id, Entry& e, const std::vector<std::uint32_t>& recipients) {
-    InFlight& f = in_flight[id];
-    f.indices = recipients;
-    for (std::uint32_t i : recipients) e.rcpts[i].busy = 1;
-    e.in_flight = true;
-    return f;
+bool Scheduler::Impl::attempt_before_expiry(const Entry& e) const {
+  for (const Rcpt& r : e.rcpts) {
+    if (!resting(r.state) && !r.busy && retry.still_tried(e.received_at, rcpt_next(e, r))) return true;
   }
+  return false;
+}
 
-  // A job of `key`'s lane ended: the oldest entry still waiting for the lane is due again (it
-  // takes the slot in this tick's due pass, unless older due work fills the lane first).
-  void end_flight_in_lane(const std::string& key, Seconds now) {
-    if (key.empty()) return;
-    auto it = lanes.find(key);
-    if (it == lanes.end()) return;
-    LaneState& l = it->second;
-    if (l.in_flight > 0) --l.in_flight;
-    while (!l.parked.empty()) {
-      IdKey id = l.parked.front();
-      l.parked.pop_front();
-      auto e = entries.find(id);
-      // Gone (delivered, deleted, paged out), busy, or scheduled again meanwhile (a flush):
-      // not waiting here any more.
-      if (e == entries.end() || e->second.in_flight || e->second.due != kNever) continue;
-      if (next_due(e->second) > now) continue;  // held or changed since: schedule() knows
-      schedule(id, e->second);
-      break;
-    }
-    if (l.in_flight == 0 && l.parked.empty()) lanes.erase(it);
+void Scheduler::Impl::apply_results(const IdKey& id, std::vector<RecipientResult> results, Seconds now) {
+  auto f = in_flight.find(id);
+  if (f == in_flight.end()) {
+    PETREL_LOG(kError, "queue.unexpected_result", "id={}", id_of(id));  // `done` called twice
+    return;
   }
+  InFlight fl = std::move(f->second);
+  in_flight.erase(f);
+  end_flight_in_lane(fl.lane, now);
+  auto it = entries.find(id);
+  PETREL_ASSERT(it != entries.end(), "a message in flight has no entry");
+  Entry& e = it->second;
+  e.in_flight = false;
+  quarantine_if_damaged(id, e, results);
 
-  // Turns a delivery's answers into state records and submits them.
-  void apply_results(const IdKey& id, std::vector<RecipientResult> results, Seconds now) {
-    auto f = in_flight.find(id);
-    if (f == in_flight.end()) {
-      PETREL_LOG(kError, "queue.unexpected_result", "id={}", id_of(id));  // `done` called twice
-      return;
-    }
-    InFlight fl = std::move(f->second);
-    in_flight.erase(f);
-    end_flight_in_lane(fl.lane, now);
-    auto it = entries.find(id);
-    PETREL_ASSERT(it != entries.end(), "a message in flight has no entry");
-    Entry& e = it->second;
-    e.in_flight = false;
-    quarantine_if_damaged(id, e, results);
-
-    auto commit = std::make_shared<PendingCommit>();
-    commit->id = id;
-    for (std::size_t k = 0; k < fl.indices.size(); ++k) {
-      std::uint32_t idx = fl.indices[k];
-      const RecipientResult* res = nullptr;
-      for (const auto& r : results) {
-        if (r.index == idx) {
-          res = &r;
-          break;
-        }
-      }
-      RecipientState st;
-      st.id = id_of(id);
-      st.recipient = idx;
-      st.attempts = static_cast<std::uint32_t>(e.rcpts[idx].attempts) + 1;
-      const RecipientResult none = RecipientResult::local(idx, RecipientResult::Outcome::kDeferred, "4.4.0",
-                                                          "the transport gave no result");
-      const RecipientResult& r = res ? *res : none;
-      std::string why = r.why();
-      st.enhanced = r.reply.enhanced;
-      st.text = r.reply.text;
-      // Only a next hop's code is recorded (and quoted in a DSN); 0 when Petrel composed it.
-      st.reply_code = r.peer_reply && r.reply.code >= 200 && r.reply.code <= 599 ? static_cast<std::uint16_t>(r.reply.code) : 0;
-      st.remote_host = r.remote_host;
-      auto outcome = res ? res->outcome : RecipientResult::Outcome::kDeferred;
-      if (outcome == RecipientResult::Outcome::kDelivered) {
-        st.status = RecipientStatus::kDelivered;
-        if (res->handoff == RecipientResult::Handoff::kPassedOn) st.flags |= format::kStateFlagDsnPassedOn;
-        if (res->handoff == RecipientResult::Handoff::kRelayed) st.flags |= format::kStateFlagRelayed;
-      } else if (outcome == RecipientResult::Outcome::kFailed) {
-        st.status = RecipientStatus::kFailed;
-      } else if (retry.expired(e.received_at, now)) {
-        // RFC 3463 4.4.7 "delivery time expired"; the last attempt's answer stays in the text.
-        st.status = RecipientStatus::kExpired;
-        st.text = "not delivered within the queue lifetime; last attempt: " + why;
-        st.enhanced = "4.4.7";
-      } else {
-        st.status = RecipientStatus::kDeferred;
-        st.next_attempt = now + backoff(st.attempts);
-      }
-      commit->add(std::move(st), fl.names[k], std::move(why));
-    }
+  auto commit = std::make_shared<PendingCommit>();
+  commit->id = id;
+  for (std::size_t k = 0; k < fl.indices.size(); ++k) {
+    std::uint32_t idx = fl.indices[k];
+    const RecipientResult* res = nullptr;
     for (const auto& r : results) {
-      if (std::find(fl.indices.begin(), fl.indices.end(), r.index) == fl.indices.end()) {
-        PETREL_LOG(kError, "queue.unexpected_result", "id={} rcpt_index={}", id_of(id), r.index);
+      if (r.index == idx) {
+        res = &r;
+        break;
       }
     }
-    record(std::move(commit), e, now);
-    schedule(id, e);
-  }
-
-  // A delivery deferred for storage trouble (RecipientResult::storage_trouble: the transport
-  // could not read or write something) may have met a damaged body. If the spool confirms the damage, the message is
-  // moved to quarantine (spool.h) and its recipients fail with 5.3.0 (a bounce without the
-  // original), instead of being retried for the whole lifetime.
-  void quarantine_if_damaged(const IdKey& id, Entry& e, std::vector<RecipientResult>& results) {
-    bool local_error = std::any_of(results.begin(), results.end(), [](const RecipientResult& r) {
-      return r.outcome == RecipientResult::Outcome::kDeferred && r.storage_trouble;
-    });
-    if (!local_error) return;
-    auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
-    if (!m) return;
-    auto damage = off_lock([&] { return spool.check_body(*m); });
-    if (!damage || !*damage) return;  // whole, or the check itself failed: a temporary error
-    if (auto q = off_lock([&] { return spool.quarantine_message(*m, **damage); }); !q) {
-      PETREL_LOG(kError, "queue.quarantine_failed", "id={} error=\"{}\"", id_of(id), base::log_escape(q.error().message));
-      return;
-    }
-    e.spill = false;  // moved to quarantine/
-    for (auto& r : results) {
-      r = RecipientResult::local(r.index, RecipientResult::Outcome::kFailed, "5.3.0",
-                                 "the message was damaged in the queue and moved to quarantine (" + **damage + ")");
-    }
-  }
-
-  // Gives up on every recipient that is neither final nor busy.
-  void expire(const IdKey& id, Entry& e, Seconds now) {
-    auto commit = std::make_shared<PendingCommit>();
-    commit->id = id;
-    std::optional<StoredMessage> m;
-    for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
-      Rcpt& r = e.rcpts[i];
-      if (resting(r.state) || r.busy) continue;
-      if (!m) {  // only for the addresses in the log lines
-        auto read = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
-        m = read ? std::move(*read) : StoredMessage{};
-      }
-      RecipientState st;
-      st.id = id_of(id);
-      st.recipient = i;
+    RecipientState st;
+    st.id = id_of(id);
+    st.recipient = idx;
+    st.attempts = static_cast<std::uint32_t>(e.rcpts[idx].attempts) + 1;
+    const RecipientResult none = RecipientResult::local(idx, RecipientResult::Outcome::kDeferred, "4.4.0",
+                                                        "the transport gave no result");
+    const RecipientResult& r = res ? *res : none;
+    std::string why = r.why();
+    st.enhanced = r.reply.enhanced;
+    st.text = r.reply.text;
+    // Only a next hop's code is recorded (and quoted in a DSN); 0 when Petrel composed it.
+    st.reply_code = r.peer_reply && r.reply.code >= 200 && r.reply.code <= 599 ? static_cast<std::uint16_t>(r.reply.code) : 0;
+    st.remote_host = r.remote_host;
+    auto outcome = res ? res->outcome : RecipientResult::Outcome::kDeferred;
+    if (outcome == RecipientResult::Outcome::kDelivered) {
+      st.status = RecipientStatus::kDelivered;
+      if (res->handoff == RecipientResult::Handoff::kPassedOn) st.flags |= format::kStateFlagDsnPassedOn;
+      if (res->handoff == RecipientResult::Handoff::kRelayed) st.flags |= format::kStateFlagRelayed;
+    } else if (outcome == RecipientResult::Outcome::kFailed) {
+      st.status = RecipientStatus::kFailed;
+    } else if (retry.expired(e.received_at, now)) {
+      // RFC 3463 4.4.7 "delivery time expired"; the last attempt's answer stays in the text.
       st.status = RecipientStatus::kExpired;
-      st.attempts = r.attempts;
-      st.enhanced = "4.4.7";  // RFC 3463: delivery time expired
-      st.text = "not delivered within the queue lifetime";
-      r.busy = 1;
-      commit->add(std::move(st), rcpt_name(m->envelope, i), "4.4.7 not delivered within the queue lifetime");
-    }
-    if (!commit->states.empty()) record(std::move(commit), e, now);
-  }
-
-  // ---- notices (DSN) ----
-
-  // Records `commit`, first queueing the DSN its outcomes call for (scheduler.h): the final
-  // states wait in the busy state until the DSN is durable (apply_notice).
-  void record(std::shared_ptr<PendingCommit> commit, Entry& e, Seconds now) {
-    bool bounce = false, success = false, deferred = false;
-    for (const auto& st : commit->states) {
-      bounce = bounce || bounce_state(st.status);
-      success = success || (st.status == RecipientStatus::kDelivered && (e.flags & kSuccessNotify) &&
-                            !(st.flags & format::kStateFlagDsnPassedOn));
-      deferred = deferred || st.status == RecipientStatus::kDeferred;
-    }
-    bool null_sender = e.flags & kNullSender;
-    bool delay = deferred && !null_sender && !(e.flags & kDelayWarned) && retry.delay_warning_due(e.received_at, now);
-    bool double_bounce = null_sender && bounce && !config.double_bounce_to.empty();
-    if (notices == nullptr || (null_sender ? !double_bounce : !(bounce || success || delay))) {
-      if ((bounce || success) && (null_sender || notices == nullptr)) {
-        PETREL_LOG(kInfo, "queue.no_notice", "id={} why=\"{}\"", id_of(commit->id),
-                   notices == nullptr ? "notices are off" : "null sender and no double_bounce_to");
-      }
-      submit(std::move(commit));
-      return;
-    }
-    auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
-    if (!m) {
-      if (!bounce) {  // a success or delay notice is not worth holding the outcome back for
-        submit(std::move(commit));
-        return;
-      }
-      ++stats.recording;  // apply_notice undoes it
-      apply_notice({std::move(commit), base::Status(m.error()), ""}, now);
-      return;
-    }
-    NoticeRoute route;
-    std::vector<mail::DsnRecipient> dsn;
-    if (double_bounce) {
-      // A bounce that cannot be delivered goes to the postmaster (with the failed bounce as its
-      // original), from an address whose own failures are never reported.
-      auto to = mail::parse_address(config.double_bounce_to);
-      auto from = mail::parse_address(config.double_bounce_sender());
-      if (!to || !from) {
-        PETREL_LOG(kError, "queue.no_notice", "id={} why=\"bad double_bounce_to or host name\"", id_of(commit->id));
-        submit(std::move(commit));
-        return;
-      }
-      route.recipient = *to;
-      route.sender = *from;
-      dsn = notice_recipients(*commit, m->envelope, e, now, false, true);
-    } else if (base::iequals(m->envelope.sender.str(), config.double_bounce_sender())) {
-      PETREL_LOG(kWarn, "queue.no_notice", "id={} why=\"an undeliverable double bounce is dropped\"", id_of(commit->id));
-      submit(std::move(commit));
-      return;
+      st.text = "not delivered within the queue lifetime; last attempt: " + why;
+      st.enhanced = "4.4.7";
     } else {
-      dsn = notice_recipients(*commit, m->envelope, e, now, delay, false);
+      st.status = RecipientStatus::kDeferred;
+      st.next_attempt = now + backoff(st.attempts);
     }
-    bool warns = std::any_of(dsn.begin(), dsn.end(), [](const mail::DsnRecipient& d) { return d.action == mail::DsnAction::kDelayed; });
-    if (delay && !warns) e.flags |= kDelayWarned;  // nobody asked for one: do not look again
-    commit->delay_notice = warns;
-    if (dsn.empty()) {
-      submit(std::move(commit));
-      return;
-    }
-    ++stats.recording;
-    NoticeConfig nc{config.hostname, config.postmaster};
-    std::shared_ptr<Inbox> box = inbox;
-    off_lock([&] {  // reads the original to quote it
-      queue_notice(
-          spool, *notices, *m, std::move(dsn), nc, now,
-          [box, commit](base::Status s, const std::string& dsn_id) {
-            box->push([&] { box->notices.push_back({commit, std::move(s), dsn_id}); });
-          },
-          route);
-    });
+    commit->add(std::move(st), fl.names[k], std::move(why));
   }
-
-  // Which of `c`'s outcomes the sender asked to hear about (RFC 3461 4.1: NOTIFY absent means
-  // FAILURE, and Petrel also warns of delay then, as Postfix does; NEVER means none), as DSN
-  // recipient blocks. `delay`: deferred recipients get "delayed" blocks. `all_failures`: every
-  // failed one, whatever NOTIFY says (a double bounce, for the postmaster).
-  std::vector<mail::DsnRecipient> notice_recipients(const PendingCommit& c, const mail::Envelope& env, const Entry& e,
-                                                    Seconds now, bool delay, bool all_failures) {
-    std::vector<mail::DsnRecipient> out;
-    for (std::size_t k = 0; k < c.states.size(); ++k) {
-      const RecipientState& st = c.states[k];
-      if (st.recipient >= env.recipients.size()) continue;
-      const mail::Recipient& r = env.recipients[st.recipient];
-      auto action = notice_for(st.status, st.flags, r.notify, delay, all_failures);  // notice_policy.h
-      if (!action) continue;
-      mail::DsnRecipient d;
-      d.recipient = r.address;
-      d.orcpt_type = r.orcpt_type;
-      d.orcpt = r.orcpt;
-      d.action = *action;
-      d.status = notice_status(*action, st.enhanced);
-      d.remote_mta = st.remote_host;
-      d.diagnostic = st.reply_code != 0 ? std::to_string(st.reply_code) + " " : "";
-      d.diagnostic += st.enhanced.empty() ? st.text : st.enhanced + " " + st.text;
-      d.last_attempt = now;
-      if (*action == mail::DsnAction::kDelayed) d.will_retry_until = expire_at(e);
-      out.push_back(std::move(d));
-    }
-    return out;
-  }
-
-  // The DSN about `n.commit` is durable: record the states. If it could not be queued, the
-  // failed and expired recipients stay pending (as if the attempt never happened: they are
-  // tried again, and bounce then); the others are recorded anyway (a missing success notice
-  // must not deliver a message twice).
-  void apply_notice(Inbox::NoticeQueued n, Seconds now) {
-    --stats.recording;
-    std::string id = id_of(n.commit->id);
-    if (n.status) {
-      ++stats.notices;
-      if (n.commit->delay_notice) {
-        // Durable with the DEFERRED records (README: flags hold for the message), and at once
-        // in memory.
-        for (auto& st : n.commit->states) {
-          if (st.status == RecipientStatus::kDeferred) st.flags |= format::kStateFlagDelayNotified;
-        }
-        if (auto it = entries.find(n.commit->id); it != entries.end()) it->second.flags |= kDelayWarned;
-        ++stats.delay_notices;
-      }
-      std::string rcpts;
-      bool bounce = false;
-      for (std::size_t k = 0; k < n.commit->states.size(); ++k) {
-        bounce = bounce || bounce_state(n.commit->states[k].status);
-        rcpts += (rcpts.empty() ? "" : ",") + n.commit->names[k];
-      }
-      PETREL_LOG(kInfo, bounce ? "queue.bounced" : n.commit->delay_notice ? "queue.delay_warned" : "queue.notified",
-                 "id={} dsn_id={} rcpts={}", id, n.dsn_id, rcpts);
-      submit(std::move(n.commit));
-      return;
-    }
-    ++stats.notice_failures;
-    PETREL_LOG(kError, "queue.notice_failed", "id={} error=\"{}\"", id, base::log_escape(n.status.error().message));
-    auto keep = std::make_shared<PendingCommit>();
-    auto retry = std::make_shared<PendingCommit>();
-    keep->id = retry->id = n.commit->id;
-    for (std::size_t k = 0; k < n.commit->states.size(); ++k) {
-      auto& target = bounce_state(n.commit->states[k].status) ? retry : keep;
-      target->add(std::move(n.commit->states[k]), std::move(n.commit->names[k]), std::move(n.commit->why[k]));
-    }
-    if (!keep->states.empty()) submit(std::move(keep));
-    if (!retry->states.empty()) {
-      ++stats.recording;  // apply_commit undoes it
-      apply_commit(*retry, n.status, now, false);
+  for (const auto& r : results) {
+    if (std::find(fl.indices.begin(), fl.indices.end(), r.index) == fl.indices.end()) {
+      PETREL_LOG(kError, "queue.unexpected_result", "id={} rcpt_index={}", id_of(id), r.index);
     }
   }
+  record(std::move(commit), e, now);
+  schedule(id, e);
+}
 
-  // ---- operator commands ----
-
-  // A message the operator names that waits on disk: read in now, even past the window's
-  // limit (by one). end() when it is not pending.
-  std::unordered_map<IdKey, Entry, IdHash>::iterator read_in_one(const std::string& id, Seconds now) {
-    auto found = off_lock([&] { return spool.find(id); });
-    if (!found || !*found) return entries.end();
-    Position p{(*found)->segment, (*found)->record_offset};
-    ++limit_slack;
-    auto s = read_in({p, {p.segment, p.offset + 1}, now}, now, false);
-    --limit_slack;
-    if (!s) return entries.end();
-    return entries.find(key_of(id));
+void Scheduler::Impl::quarantine_if_damaged(const IdKey& id, Entry& e, std::vector<RecipientResult>& results) {
+  bool local_error = std::any_of(results.begin(), results.end(), [](const RecipientResult& r) {
+    return r.outcome == RecipientResult::Outcome::kDeferred && r.storage_trouble;
+  });
+  if (!local_error) return;
+  auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
+  if (!m) return;
+  auto damage = off_lock([&] { return spool.check_body(*m); });
+  if (!damage || !*damage) return;  // whole, or the check itself failed: a temporary error
+  if (auto q = off_lock([&] { return spool.quarantine_message(*m, **damage); }); !q) {
+    PETREL_LOG(kError, "queue.quarantine_failed", "id={} error=\"{}\"", id_of(id), base::log_escape(q.error().message));
+    return;
   }
-
-  void apply_control(Inbox::Control& c, Seconds now) {
-    auto waiter = std::make_shared<ControlWait>();
-    waiter->done = std::move(c.done);
-    waiter->outstanding = 1;  // this function's own share, released at the end
-    if (c.request.id.empty()) {
-      for (auto& [id, e] : entries) control_one(c.request.op, id, e, now, waiter);
-    } else {
-      auto it = c.request.id.size() == 20 ? entries.find(key_of(c.request.id)) : entries.end();
-      if (it == entries.end() && c.request.id.size() == 20 && !ranges.empty()) it = read_in_one(c.request.id, now);
-      if (it == entries.end()) {
-        waiter->result.status = base::permanent_error("no pending message " + base::log_escape(c.request.id) +
-                                                      " (unknown, or already delivered)");
-      } else {
-        control_one(c.request.op, it->first, it->second, now, waiter);
-      }
-    }
-    waiter->finish_one(base::Status());
+  e.spill = false;  // moved to quarantine/
+  for (auto& r : results) {
+    r = RecipientResult::local(r.index, RecipientResult::Outcome::kFailed, "5.3.0",
+                               "the message was damaged in the queue and moved to quarantine (" + **damage + ")");
   }
+}
 
-  void control_one(ControlRequest::Op op, const IdKey& id, Entry& e, Seconds now,
-                   const std::shared_ptr<ControlWait>& waiter) {
-    std::size_t changed = 0;
-    auto commit = std::make_shared<PendingCommit>();
-    commit->id = id;
-    commit->by_operator = true;
-    commit->waiter = waiter;
-    for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
-      Rcpt& r = e.rcpts[i];
-      if (final_state(r.state)) continue;
-      switch (op) {
-        case ControlRequest::Op::kFlush:
-          if (r.state == kHeld || r.busy) continue;
-          r.next_rel = 0;  // due at once
-          ++changed;
-          continue;
-        case ControlRequest::Op::kHold:
-          if (r.state == kHeld) continue;
-          if (r.busy) {
-            e.pending_op = kPendingHold;
-            ++changed;
-            continue;
-          }
-          break;
-        case ControlRequest::Op::kRelease:
-          if (e.pending_op == kPendingHold) e.pending_op = 0;
-          if (r.state != kHeld || r.busy) continue;
-          break;
-        case ControlRequest::Op::kDelete:
-          if (r.busy) {
-            e.pending_op = kPendingDelete;
-            ++changed;
-            continue;
-          }
-          break;
-      }
-      commit->add(operator_state(op, id, e, i, now), "#" + std::to_string(i), "");
-      r.busy = 1;
-      ++changed;
+void Scheduler::Impl::expire(const IdKey& id, Entry& e, Seconds now) {
+  auto commit = std::make_shared<PendingCommit>();
+  commit->id = id;
+  std::optional<StoredMessage> m;
+  for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
+    Rcpt& r = e.rcpts[i];
+    if (resting(r.state) || r.busy) continue;
+    if (!m) {  // only for the addresses in the log lines
+      auto read = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
+      m = read ? std::move(*read) : StoredMessage{};
     }
-    if (changed == 0) return;
-    ++waiter->result.messages;
-    waiter->result.recipients += changed;
-    if (!commit->states.empty()) {
-      ++waiter->outstanding;
-      submit(std::move(commit));
-    }
-    schedule(id, e);
-  }
-
-  RecipientState operator_state(ControlRequest::Op op, const IdKey& id, const Entry& e, std::uint32_t i, Seconds now) {
     RecipientState st;
     st.id = id_of(id);
     st.recipient = i;
-    st.attempts = e.rcpts[i].attempts;
-    if (op == ControlRequest::Op::kHold) {
-      st.status = RecipientStatus::kHeld;
-      st.text = "held by the operator";
-    } else if (op == ControlRequest::Op::kRelease) {
-      st.status = RecipientStatus::kDeferred;
-      st.next_attempt = std::min(now, expire_at(e));  // tried once even past its lifetime
-      st.text = "released by the operator";
-    } else {
-      st.status = RecipientStatus::kDeleted;
-      st.text = "deleted by the operator";
-    }
-    return st;
+    st.status = RecipientStatus::kExpired;
+    st.attempts = r.attempts;
+    st.enhanced = "4.4.7";  // RFC 3463: delivery time expired
+    st.text = "not delivered within the queue lifetime";
+    r.busy = 1;
+    commit->add(std::move(st), rcpt_name(m->envelope, i), "4.4.7 not delivered within the queue lifetime");
   }
+  if (!commit->states.empty()) record(std::move(commit), e, now);
+}
 
-  // A hold or delete asked for while a delivery was in flight, now that it has ended.
-  void apply_pending_op(const IdKey& id, Entry& e, Seconds now) {
-    if (e.pending_op == 0 || e.in_flight) return;
-    auto op = e.pending_op == kPendingHold ? ControlRequest::Op::kHold : ControlRequest::Op::kDelete;
-    auto commit = std::make_shared<PendingCommit>();
-    commit->id = id;
-    commit->by_operator = true;
-    bool busy = false;
-    for (std::uint32_t i = 0; i < e.rcpts.size(); ++i) {
-      Rcpt& r = e.rcpts[i];
-      if (final_state(r.state) || (op == ControlRequest::Op::kHold && r.state == kHeld)) continue;
-      if (r.busy) {
-        busy = true;
-        continue;
-      }
-      commit->add(operator_state(op, id, e, i, now), "#" + std::to_string(i), "");
-      r.busy = 1;
-    }
-    if (!busy) e.pending_op = 0;
-    if (!commit->states.empty()) submit(std::move(commit));
+void Scheduler::Impl::record(std::shared_ptr<PendingCommit> commit, Entry& e, Seconds now) {
+  bool bounce = false, success = false, deferred = false;
+  for (const auto& st : commit->states) {
+    bounce = bounce || bounce_state(st.status);
+    success = success || (st.status == RecipientStatus::kDelivered && (e.flags & kSuccessNotify) &&
+                          !(st.flags & format::kStateFlagDsnPassedOn));
+    deferred = deferred || st.status == RecipientStatus::kDeferred;
   }
-
-  void submit(std::shared_ptr<PendingCommit> commit) {
-    ++stats.recording;
-    std::shared_ptr<Inbox> box = inbox;
-    std::vector<RecipientState> states = commit->states;
-    sink.record_states(std::move(states), [box, commit](base::Status s) {
-      box->push([&] { box->committed.push_back({commit, std::move(s)}); });
-    });
+  bool null_sender = e.flags & kNullSender;
+  bool delay = deferred && !null_sender && !(e.flags & kDelayWarned) && retry.delay_warning_due(e.received_at, now);
+  bool double_bounce = null_sender && bounce && !config.double_bounce_to.empty();
+  if (notices == nullptr || (null_sender ? !double_bounce : !(bounce || success || delay))) {
+    if ((bounce || success) && (null_sender || notices == nullptr)) {
+      PETREL_LOG(kInfo, "queue.no_notice", "id={} why=\"{}\"", id_of(commit->id),
+                 notices == nullptr ? "notices are off" : "null sender and no double_bounce_to");
+    }
+    submit(std::move(commit));
+    return;
   }
-
-  // A state batch is durable (or failed): the recipients leave the busy state.
-  // `rewrite`: when the records could not be written, final outcomes (a delivery that
-  // happened, a bounce that was queued) are written again later rather than the delivery
-  // repeated; false when the outcome itself must be redone (its DSN could not be queued).
-  void apply_commit(const PendingCommit& c, const base::Status& status, Seconds now, bool rewrite = true) {
-    --stats.recording;
-    auto it = entries.find(c.id);
-    PETREL_ASSERT(it != entries.end(), "a message with states being recorded has no entry");
-    Entry& e = it->second;
-    std::string id = id_of(c.id);
-    if (!status) {
-      ++stats.state_failures;
-      PETREL_LOG(kError, "queue.state_failed", "id={} records={} error=\"{}\"", id, c.states.size(),
-                 base::log_escape(status.error().message));
-    }
-    std::shared_ptr<PendingCommit> again;  // final outcomes to write again
-    for (std::size_t k = 0; k < c.states.size(); ++k) {
-      const RecipientState& st = c.states[k];
-      Rcpt& r = e.rcpts[st.recipient];
-      if (!status && rewrite && !c.by_operator && format::is_final(st.status)) {
-        // The outcome happened (the mailbox file is synced, the DSN queued); only its record
-        // is missing. Keep the recipient busy and write the record again in a while: a full
-        // disk must not turn into a second copy. (A crash before then delivers it again, the
-        // one window queue/README.md names.)
-        if (!again) {
-          again = std::make_shared<PendingCommit>();
-          again->id = c.id;
-        }
-        again->add(st, c.names[k], c.why[k]);
-        continue;
-      }
-      r.busy = 0;
-      if (!status) {
-        // Not recorded: still pending as far as the disk knows, so it stays pending here too
-        // and is tried again (a delivery may then repeat: at least once, never lost).
-        r.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
-        set_next(e, r, now + config.retry_first.count());
-        continue;
-      }
-      r.state = static_cast<std::uint8_t>(st.status);
-      r.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
-      const std::string& why = base::log_escape(c.why[k]);
-      switch (st.status) {
-        case RecipientStatus::kDelivered:
-          ++stats.delivered;
-          PETREL_LOG(kInfo, "queue.delivered", "id={} rcpt={} attempts={}", id, c.names[k], st.attempts);
-          break;
-        case RecipientStatus::kDeferred:
-          set_next(e, r, st.next_attempt);
-          if (c.by_operator) {
-            ++stats.released;
-            PETREL_LOG(kInfo, "queue.released", "id={} rcpt={}", id, c.names[k]);
-            break;
-          }
-          ++stats.deferred;
-          PETREL_LOG(kInfo, "queue.deferred", "id={} rcpt={} attempts={} next={} why=\"{}\"", id, c.names[k],
-                     st.attempts, iso_time(st.next_attempt), why);
-          break;
-        case RecipientStatus::kFailed:
-          ++stats.failed;
-          PETREL_LOG(kInfo, "queue.failed", "id={} rcpt={} attempts={} why=\"{}\"", id, c.names[k], st.attempts, why);
-          break;
-        case RecipientStatus::kExpired:
-          ++stats.expired;
-          PETREL_LOG(kInfo, "queue.expired", "id={} rcpt={} attempts={} why=\"{}\"", id, c.names[k], st.attempts, why);
-          break;
-        case RecipientStatus::kHeld:
-          ++stats.held;
-          PETREL_LOG(kInfo, "queue.held", "id={} rcpt={}", id, c.names[k]);
-          break;
-        case RecipientStatus::kDeleted:
-          ++stats.deleted;
-          PETREL_LOG(kInfo, "queue.deleted", "id={} rcpt={}", id, c.names[k]);
-          break;
-      }
-    }
-    if (again) rewrites.push_back({now + kRewriteDelay, std::move(again)});
-    if (c.waiter) c.waiter->finish_one(status);
-    apply_pending_op(c.id, e, now);
-    bool done = !e.in_flight && std::all_of(e.rcpts.begin(), e.rcpts.end(), [](const Rcpt& r) { return final_state(r.state); });
-    if (done) {
-      retire(it);
-    } else {
-      schedule(c.id, e);
-    }
-  }
-
-  // README "Retiring": oldest first, up to the oldest segment that still holds a pending
-  // message, never the current one, never one with damage not yet quarantined.
-  void retire_segments(std::uint64_t current) {
-    retire_check = false;
-    auto segs = off_lock([&] { return spool.list_segments(); });
-    if (!segs) {
-      PETREL_LOG(kError, "queue.retire_failed", "error=\"{}\"", base::log_escape(segs.error().message));
+  auto m = off_lock([&] { return spool.read_message_at(e.segment, e.record_offset); });
+  if (!m) {
+    if (!bounce) {  // a success or delay notice is not worth holding the outcome back for
+      submit(std::move(commit));
       return;
     }
-    // With no current segment yet, any segment from the spool's next sequence on was created
-    // after `current` was read: its messages may still be on their way through the inbox.
-    std::uint64_t limit = current != 0 ? current : spool.next_sequence();
-    if (!pending_per_segment.empty()) limit = std::min(limit, pending_per_segment.begin()->first);
-    for (const Range& r : ranges) limit = std::min(limit, r.from.segment);  // mail waiting on disk
-    for (std::uint64_t seq : *segs) {
-      if (seq >= limit) break;
-      if (spool.damaged_segments().count(seq)) continue;
-      if (auto s = off_lock([&] { return spool.remove_segment(seq); }); !s) {
-        PETREL_LOG(kError, "queue.retire_failed", "segment={} error=\"{}\"", seq, base::log_escape(s.error().message));
-        retire_check = true;  // try again next time
-        return;
+    ++stats.recording;  // apply_notice undoes it
+    apply_notice({std::move(commit), base::Status(m.error()), ""}, now);
+    return;
+  }
+  NoticeRoute route;
+  std::vector<mail::DsnRecipient> dsn;
+  if (double_bounce) {
+    // A bounce that cannot be delivered goes to the postmaster (with the failed bounce as its
+    // original), from an address whose own failures are never reported.
+    auto to = mail::parse_address(config.double_bounce_to);
+    auto from = mail::parse_address(config.double_bounce_sender());
+    if (!to || !from) {
+      PETREL_LOG(kError, "queue.no_notice", "id={} why=\"bad double_bounce_to or host name\"", id_of(commit->id));
+      submit(std::move(commit));
+      return;
+    }
+    route.recipient = *to;
+    route.sender = *from;
+    dsn = notice_recipients(*commit, m->envelope, e, now, false, true);
+  } else if (base::iequals(m->envelope.sender.str(), config.double_bounce_sender())) {
+    PETREL_LOG(kWarn, "queue.no_notice", "id={} why=\"an undeliverable double bounce is dropped\"", id_of(commit->id));
+    submit(std::move(commit));
+    return;
+  } else {
+    dsn = notice_recipients(*commit, m->envelope, e, now, delay, false);
+  }
+  bool warns = std::any_of(dsn.begin(), dsn.end(), [](const mail::DsnRecipient& d) { return d.action == mail::DsnAction::kDelayed; });
+  if (delay && !warns) e.flags |= kDelayWarned;  // nobody asked for one: do not look again
+  commit->delay_notice = warns;
+  if (dsn.empty()) {
+    submit(std::move(commit));
+    return;
+  }
+  ++stats.recording;
+  NoticeConfig nc{config.hostname, config.postmaster};
+  std::shared_ptr<Inbox> box = inbox;
+  off_lock([&] {  // reads the original to quote it
+    queue_notice(
+        spool, *notices, *m, std::move(dsn), nc, now,
+        [box, commit](base::Status s, const std::string& dsn_id) {
+          box->push([&] { box->notices.push_back({commit, std::move(s), dsn_id}); });
+        },
+        route);
+  });
+}
+
+std::vector<mail::DsnRecipient> Scheduler::Impl::notice_recipients(const PendingCommit& c, const mail::Envelope& env, const Entry& e,
+                                                                   Seconds now, bool delay, bool all_failures) {
+  std::vector<mail::DsnRecipient> out;
+  for (std::size_t k = 0; k < c.states.size(); ++k) {
+    const RecipientState& st = c.states[k];
+    if (st.recipient >= env.recipients.size()) continue;
+    const mail::Recipient& r = env.recipients[st.recipient];
+    auto action = notice_for(st.status, st.flags, r.notify, delay, all_failures);  // notice_policy.h
+    if (!action) continue;
+    mail::DsnRecipient d;
+    d.recipient = r.address;
+    d.orcpt_type = r.orcpt_type;
+    d.orcpt = r.orcpt;
+    d.action = *action;
+    d.status = notice_status(*action, st.enhanced);
+    d.remote_mta = st.remote_host;
+    d.diagnostic = st.reply_code != 0 ? std::to_string(st.reply_code) + " " : "";
+    d.diagnostic += st.enhanced.empty() ? st.text : st.enhanced + " " + st.text;
+    d.last_attempt = now;
+    if (*action == mail::DsnAction::kDelayed) d.will_retry_until = expire_at(e);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+void Scheduler::Impl::apply_notice(Inbox::NoticeQueued n, Seconds now) {
+  --stats.recording;
+  std::string id = id_of(n.commit->id);
+  if (n.status) {
+    ++stats.notices;
+    if (n.commit->delay_notice) {
+      // Durable with the DEFERRED records (README: flags hold for the message), and at once
+      // in memory.
+      for (auto& st : n.commit->states) {
+        if (st.status == RecipientStatus::kDeferred) st.flags |= format::kStateFlagDelayNotified;
       }
-      ++stats.retired_segments;
-      PETREL_LOG(kInfo, "queue.retired", "segment={}", seq);
+      if (auto it = entries.find(n.commit->id); it != entries.end()) it->second.flags |= kDelayWarned;
+      ++stats.delay_notices;
+    }
+    std::string rcpts;
+    bool bounce = false;
+    for (std::size_t k = 0; k < n.commit->states.size(); ++k) {
+      bounce = bounce || bounce_state(n.commit->states[k].status);
+      rcpts += (rcpts.empty() ? "" : ",") + n.commit->names[k];
+    }
+    PETREL_LOG(kInfo, bounce ? "queue.bounced" : n.commit->delay_notice ? "queue.delay_warned" : "queue.notified",
+               "id={} dsn_id={} rcpts={}", id, n.dsn_id, rcpts);
+    submit(std::move(n.commit));
+    return;
+  }
+  ++stats.notice_failures;
+  PETREL_LOG(kError, "queue.notice_failed", "id={} error=\"{}\"", id, base::log_escape(n.status.error().message));
+  auto keep = std::make_shared<PendingCommit>();
+  auto retry = std::make_shared<PendingCommit>();
+  keep->id = retry->id = n.commit->id;
+  for (std::size_t k = 0; k < n.commit->states.size(); ++k) {
+    auto& target = bounce_state(n.commit->states[k].status) ? retry : keep;
+    target->add(std::move(n.commit->states[k]), std::move(n.commit->names[k]), std::move(n.commit->why[k]));
+  }
+  if (!keep->states.empty()) submit(std::move(keep));
+  if (!retry->states.empty()) {
+    ++stats.recording;  // apply_commit undoes it
+    apply_commit(*retry, n.status, now, false);
+  }
+}
+
+void Scheduler::Impl::submit(std::shared_ptr<PendingCommit> commit) {
+  ++stats.recording;
+  std::shared_ptr<Inbox> box = inbox;
+  std::vector<RecipientState> states = commit->states;
+  sink.record_states(std::move(states), [box, commit](base::Status s) {
+    box->push([&] { box->committed.push_back({commit, std::move(s)}); });
+  });
+}
+
+void Scheduler::Impl::apply_commit(const PendingCommit& c, const base::Status& status, Seconds now, bool rewrite) {
+  --stats.recording;
+  auto it = entries.find(c.id);
+  PETREL_ASSERT(it != entries.end(), "a message with states being recorded has no entry");
+  Entry& e = it->second;
+  std::string id = id_of(c.id);
+  if (!status) {
+    ++stats.state_failures;
+    PETREL_LOG(kError, "queue.state_failed", "id={} records={} error=\"{}\"", id, c.states.size(),
+               base::log_escape(status.error().message));
+  }
+  std::shared_ptr<PendingCommit> again;  // final outcomes to write again
+  for (std::size_t k = 0; k < c.states.size(); ++k) {
+    const RecipientState& st = c.states[k];
+    Rcpt& r = e.rcpts[st.recipient];
+    if (!status && rewrite && !c.by_operator && format::is_final(st.status)) {
+      // The outcome happened (the mailbox file is synced, the DSN queued); only its record
+      // is missing. Keep the recipient busy and write the record again in a while: a full
+      // disk must not turn into a second copy. (A crash before then delivers it again, the
+      // one window queue/README.md names.)
+      if (!again) {
+        again = std::make_shared<PendingCommit>();
+        again->id = c.id;
+      }
+      again->add(st, c.names[k], c.why[k]);
+      continue;
+    }
+    r.busy = 0;
+    if (!status) {
+      // Not recorded: still pending as far as the disk knows, so it stays pending here too
+      // and is tried again (a delivery may then repeat: at least once, never lost).
+      r.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
+      set_next(e, r, now + config.retry_first.count());
+      continue;
+    }
+    r.state = static_cast<std::uint8_t>(st.status);
+    r.attempts = static_cast<std::uint16_t>(std::min<std::uint32_t>(st.attempts, 0xffff));
+    const std::string& why = base::log_escape(c.why[k]);
+    switch (st.status) {
+      case RecipientStatus::kDelivered:
+        ++stats.delivered;
+        PETREL_LOG(kInfo, "queue.delivered", "id={} rcpt={} attempts={}", id, c.names[k], st.attempts);
+        break;
+      case RecipientStatus::kDeferred:
+        set_next(e, r, st.next_attempt);
+        if (c.by_operator) {
+          ++stats.released;
+          PETREL_LOG(kInfo, "queue.released", "id={} rcpt={}", id, c.names[k]);
+          break;
+        }
+        ++stats.deferred;
+        PETREL_LOG(kInfo, "queue.deferred", "id={} rcpt={} attempts={} next={} why=\"{}\"", id, c.names[k],
+                   st.attempts, iso_time(st.next_attempt), why);
+        break;
+      case RecipientStatus::kFailed:
+        ++stats.failed;
+        PETREL_LOG(kInfo, "queue.failed", "id={} rcpt={} attempts={} why=\"{}\"", id, c.names[k], st.attempts, why);
+        break;
+      case RecipientStatus::kExpired:
+        ++stats.expired;
+        PETREL_LOG(kInfo, "queue.expired", "id={} rcpt={} attempts={} why=\"{}\"", id, c.names[k], st.attempts, why);
+        break;
+      case RecipientStatus::kHeld:
+        ++stats.held;
+        PETREL_LOG(kInfo, "queue.held", "id={} rcpt={}", id, c.names[k]);
+        break;
+      case RecipientStatus::kDeleted:
+        ++stats.deleted;
+        PETREL_LOG(kInfo, "queue.deleted", "id={} rcpt={}", id, c.names[k]);
+        break;
     }
   }
-};
+  if (again) rewrites.push_back({now + kRewriteDelay, std::move(again)});
+  if (c.waiter) c.waiter->finish_one(status);
+  apply_pending_op(c.id, e, now);
+  bool done = !e.in_flight && std::all_of(e.rcpts.begin(), e.rcpts.end(), [](const Rcpt& r) { return final_state(r.state); });
+  if (done) {
+    retire(it);
+  } else {
+    schedule(c.id, e);
+  }
+}
+
+void Scheduler::Impl::retire_segments(std::uint64_t current) {
+  retire_check = false;
+  auto segs = off_lock([&] { return spool.list_segments(); });
+  if (!segs) {
+    PETREL_LOG(kError, "queue.retire_failed", "error=\"{}\"", base::log_escape(segs.error().message));
+    return;
+  }
+  // With no current segment yet, any segment from the spool's next sequence on was created
+  // after `current` was read: its messages may still be on their way through the inbox.
+  std::uint64_t limit = current != 0 ? current : spool.next_sequence();
+  if (!pending_per_segment.empty()) limit = std::min(limit, pending_per_segment.begin()->first);
+  for (const Range& r : ranges) limit = std::min(limit, r.from.segment);  // mail waiting on disk
+  for (std::uint64_t seq : *segs) {
+    if (seq >= limit) break;
+    if (spool.damaged_segments().count(seq)) continue;
+    if (auto s = off_lock([&] { return spool.remove_segment(seq); }); !s) {
+      PETREL_LOG(kError, "queue.retire_failed", "segment={} error=\"{}\"", seq, base::log_escape(s.error().message));
+      retire_check = true;  // try again next time
+      return;
+    }
+    ++stats.retired_segments;
+    PETREL_LOG(kInfo, "queue.retired", "segment={}", seq);
+  }
+}
 
 // ---- Scheduler ----
 

@@ -175,7 +175,7 @@ class Scheduler {
   // Approximate heap bytes of the in-memory queue (entries, recipients, heap, index).
   std::size_t memory_bytes() const;
 
-  struct Inbox;  // (scheduler.cc)
+  struct Inbox;  // (scheduler_impl.h, private to src/queue)
   struct Impl;
 
  private:

@@ -28,11 +28,11 @@ struct Failure {
 };
 
 // A connection's input: bounded line and chunk reads, each within kReadSeconds, all of them
-// within kSubmitSeconds of the connection.
+// within smtp.local_submission_timeout of the connection.
 class Reader {
  public:
-  Reader(int fd, int stop_fd)
-      : fd_(fd), stop_fd_(stop_fd), end_(std::chrono::steady_clock::now() + std::chrono::seconds(kSubmitSeconds)) {}
+  Reader(int fd, int stop_fd, std::chrono::milliseconds total)
+      : fd_(fd), stop_fd_(stop_fd), end_(std::chrono::steady_clock::now() + total) {}
 
   bool fill() {
     auto deadline = std::min(end_, std::chrono::steady_clock::now() + std::chrono::seconds(kReadSeconds));
@@ -116,7 +116,7 @@ struct SubmitServer::Impl {
                            ? std::string(found->pw_name)
                            : "uid" + std::to_string(cred.uid);
     const bool privileged = cred.uid == 0 || cred.uid == ::getuid();
-    Reader in(fd, stop_fd);
+    Reader in(fd, stop_fd, config.smtp.local_submission_timeout);
 
     // The envelope.
     mail::Envelope env;

@@ -21,8 +21,8 @@
 // Received: header names the uid. Local users may send to any domain, like authenticated ones.
 // Bounds: at most kMaxSubmitClients connections at once, at most kMaxSubmitClientsPerUid of
 // them for one local user (one user's stuck or slow clients never lock everyone else out);
-// each read waits at most 60 s and a whole submission at most kSubmitSeconds, after which it
-// is answered 421 and closed; the message streams into the Intake (nothing held beyond one
+// each read waits at most 60 s and a whole submission at most smtp.local_submission_timeout,
+// after which it is answered 421 and closed; the message streams into the Intake (nothing held beyond one
 // chunk of 64 KiB).
 // Thread: app/unix_listener.h's: one accept thread plus one per connection, none on an event loop.
 #pragma once
@@ -38,7 +38,6 @@ namespace petrel::app {
 
 inline constexpr std::size_t kMaxSubmitClients = 16;
 inline constexpr std::size_t kMaxSubmitClientsPerUid = 4;
-inline constexpr int kSubmitSeconds = 600;
 
 std::string submit_socket_path(const std::string& data_dir);
 

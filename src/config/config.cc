@@ -174,6 +174,7 @@ void read_smtp(Section s, SmtpConfig& c) {
   s.duration("command_timeout", c.command_timeout);
   s.duration("data_timeout", c.data_timeout);
   s.duration("banner_delay", c.banner_delay);
+  s.duration("local_submission_timeout", c.local_submission_timeout);
   read_networks(s, "trusted_networks", c.trusted_networks);
   s.finish();
 }
@@ -526,6 +527,7 @@ std::string to_toml(const Config& c) {
     << "\nmax_connections_per_ip = " << c.smtp.max_connections_per_ip << "\nmax_errors = " << c.smtp.max_errors
     << "\nmax_received_headers = " << c.smtp.max_received_headers << "\ncommand_timeout = " << dur(c.smtp.command_timeout)
     << "\ndata_timeout = " << dur(c.smtp.data_timeout) << "\nbanner_delay = " << dur(c.smtp.banner_delay)
+    << "\nlocal_submission_timeout = " << dur(c.smtp.local_submission_timeout)
     << "\ntrusted_networks = [";
   for (std::size_t i = 0; i < c.smtp.trusted_networks.size(); ++i) {
     o << (i ? ", " : "") << quote(c.smtp.trusted_networks[i].text);

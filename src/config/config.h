@@ -74,6 +74,8 @@ struct SmtpConfig {
   milliseconds command_timeout{std::chrono::minutes(5)};  // RFC 5321 4.5.3.2.7
   milliseconds data_timeout{std::chrono::minutes(10)};    // RFC 5321 4.5.3.2.6 (between chunks)
   milliseconds banner_delay{0};  // wait before the banner; early talkers are refused
+  // A whole local submission (`petrel sendmail` through <data>/submit.sock), first line to end.
+  milliseconds local_submission_timeout{std::chrono::minutes(10)};
   std::vector<Network> trusted_networks;  // may relay without AUTH
 };
 

@@ -1,7 +1,6 @@
 """`petrel sendmail` as cron and scripts use it (issue 6): message on stdin, -t, -i/-oi, -f,
 -F, recipients as arguments, run through a link named `sendmail` with a cron-like environment
 (no HOME, minimal PATH), and a clear EX_TEMPFAIL when the server is not running."""
-import glob
 import os
 import re
 import shutil
@@ -10,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from petrel import DOMAIN, PETREL_BIN, Petrel
+from petrel import DOMAIN, PETREL_BIN, Petrel, delivered_with
 from test_submission import find_delivered
 
 CRON_ENV = {"PATH": "/usr/bin:/bin", "LOGNAME": "root", "SHELL": "/bin/sh"}  # no HOME, as cron
@@ -27,19 +26,6 @@ def sendmail(p, args, data, program=None, env=CRON_ENV, user=None):
 def header(message, name):
     head = message.split(b"\r\n\r\n", 1)[0]
     return re.findall(rb"(?im)^" + name.encode() + rb": *([^\r\n]*)\r?$", head)
-
-
-def delivered_with(p, token, owner="alice", timeout=20):
-    """The delivered Maildir file (bytes, as stored) that contains `token`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in glob.glob(os.path.join(p.data_dir, "mail", DOMAIN, owner, "new", "*")):
-            with open(path, "rb") as f:
-                data = f.read()
-            if token in data:
-                return data
-        time.sleep(0.05)
-    raise AssertionError(f"nothing with {token!r} delivered to {owner}:\n{p.log()[-3000:]}")
 
 
 def as_given(stored, added):

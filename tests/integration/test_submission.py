@@ -13,7 +13,7 @@ import subprocess
 import time
 import unittest
 
-from petrel import DOMAIN, Dialog, Petrel, client_tls_context, codes
+from petrel import DOMAIN, Dialog, Petrel, client_tls_context, codes, delivered_with
 
 ALICE, ALICE_PW = "alice@example.test", "alice-password"
 BOB, BOB_PW = "bob@example.test", "bob-password"
@@ -40,6 +40,16 @@ def tls_session(p, kind="submission", ehlo=True):
         c.starttls()
     text = c.cmd("EHLO client.example", 250) if ehlo else ""
     return c, text
+
+
+def tls_session_from(p, source):
+    """An implicit-TLS submission session from the loopback address `source`, greeted with EHLO."""
+    s = socket.create_connection(("127.0.0.1", p.port("submissions")), timeout=10, source_address=(source, 0))
+    c = Dialog.__new__(Dialog)
+    c.sock, c.buf = client_tls_context().wrap_socket(s), b""
+    c.expect(220)
+    c.cmd("EHLO client.example", 250)
+    return c
 
 
 def login(p, user=ALICE, password=ALICE_PW, kind="submission"):
@@ -112,16 +122,7 @@ def msg(sender=ALICE, to=ALICE, subject="hello", extra=""):
 
 def find_delivered(p, subject, owner="alice", timeout=20):
     """The message with this Subject: in owner's Maildir new/ (waits for delivery)."""
-    deadline = time.monotonic() + timeout
-    needle = f"Subject: {subject}\r\n".encode()
-    while time.monotonic() < deadline:
-        for path in glob.glob(os.path.join(p.data_dir, "mail", DOMAIN, owner, "new", "*")):
-            with open(path, "rb") as f:
-                data = f.read()
-            if needle in data:
-                return data
-        time.sleep(0.05)
-    raise AssertionError(f"no message with Subject: {subject} for {owner}:\n{p.log()[-3000:]}")
+    return delivered_with(p, f"Subject: {subject}\r\n".encode(), owner, timeout)
 
 
 class ListenerPolicy(unittest.TestCase):
@@ -365,12 +366,7 @@ class Failures(unittest.TestCase):
         toml = '[auth]\nmax_failures = 100\ntarpit_after = 3\ntarpit_delay = "10ms"\nlockout_after = 3\nlockout = "1h"\n'
         with Petrel(extra_toml=toml) as p:
             for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4"):
-                s = socket.create_connection(("127.0.0.1", p.port("submissions")), timeout=10,
-                                             source_address=(source, 0))
-                c = Dialog.__new__(Dialog)
-                c.sock, c.buf = client_tls_context().wrap_socket(s), b""
-                c.expect(220)
-                c.cmd("EHLO client.example", 250)
+                c = tls_session_from(p, source)
                 start = time.monotonic()
                 c.cmd("AUTH PLAIN " + plain(BOB, "guess-" + source), 535)
                 checked = time.monotonic() - start  # one argon2id check (and a 10 ms tarpit at the last)
@@ -395,12 +391,7 @@ class Failures(unittest.TestCase):
                 c.cmd("AUTH PLAIN " + plain(user, BOB_PW), 235)
             for source, user, mechanism in zip(("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"), spellings,
                                                ("PLAIN", "LOGIN", "SCRAM", "PLAIN")):
-                s = socket.create_connection(("127.0.0.1", p.port("submissions")), timeout=10,
-                                             source_address=(source, 0))
-                c = Dialog.__new__(Dialog)
-                c.sock, c.buf = client_tls_context().wrap_socket(s), b""
-                c.expect(220)
-                c.cmd("EHLO client.example", 250)
+                c = tls_session_from(p, source)
                 if mechanism == "PLAIN":
                     code = codes(c.cmd("AUTH PLAIN " + plain(user, "guess-" + source), 535))[0]
                 elif mechanism == "LOGIN":

@@ -263,6 +263,20 @@ address = "127.0.0.1:{self.ports['submissions']}"
         return False
 
 
+def delivered_with(p, token, owner="alice", timeout=20):
+    """The Maildir file (bytes, as stored) in owner@example.test's new/ that contains `token`
+    (bytes); waits for delivery up to `timeout` seconds, then fails the test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in glob.glob(os.path.join(p.data_dir, "mail", DOMAIN, owner, "new", "*")):
+            with open(path, "rb") as f:
+                data = f.read()
+            if token in data:
+                return data
+        time.sleep(0.05)
+    raise AssertionError(f"nothing with {token!r} delivered to {owner}:\n{p.log()[-3000:]}")
+
+
 class Dialog:
     """A raw SMTP client: sends exactly the bytes it is given and parses replies."""
 

@@ -1,6 +1,7 @@
 """`petrel sendmail` as cron and scripts use it (issue 6): message on stdin, -t, -i/-oi, -f,
 -F, recipients as arguments, run through a link named `sendmail` with a cron-like environment
 (no HOME, minimal PATH), and a clear EX_TEMPFAIL when the server is not running."""
+import glob
 import os
 import re
 import shutil

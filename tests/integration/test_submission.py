@@ -3,7 +3,6 @@ good and bad, failure limits and rate limits, sender ownership, Message-ID/Date 
 for authenticated users only, and real clients (swaks, smtplib, msmtp, curl) whose mail
 arrives in the Maildir."""
 import base64
-import glob
 import hashlib
 import hmac
 import os
